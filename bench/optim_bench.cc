@@ -1,0 +1,226 @@
+#include "bench/optim_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "optim/adamw.h"
+#include "optim/q8_book.h"
+#include "runtime/thread_pool.h"
+
+namespace strata::bench {
+
+namespace {
+
+// A page-aligned array that is not zero-filled by the constructor: first touch happens in
+// parallel, by the threads that will use it.
+template <typename T>
+struct Buffer {
+  T* data = nullptr;
+  int64_t n = 0;
+  explicit Buffer(int64_t count) : n(count) {
+    data = static_cast<T*>(std::aligned_alloc(4096, std::max<int64_t>(4096, (count * sizeof(T) + 4095) / 4096 * 4096)));
+    if (!data) throw std::bad_alloc();
+  }
+  ~Buffer() { std::free(data); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  std::span<T> span() { return {data, static_cast<size_t>(n)}; }
+};
+
+double Seconds(std::function<void()> fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t k = v.size() / 2;
+  return v.size() % 2 ? v[k] : 0.5 * (v[k - 1] + v[k]);
+}
+
+// Deterministic pseudo-normal values (sum of uniforms), filled in parallel.
+void FillGaussian(ThreadPool& pool, float* x, int64_t n, uint64_t seed, float scale) {
+  pool.ParallelFor(n, 1 << 16, [&](int64_t b, int64_t e) {
+    uint64_t s = seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(b + 1));
+    for (int64_t i = b; i < e; ++i) {
+      float acc = -2.0f;
+      for (int k = 0; k < 4; ++k) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        acc += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
+      }
+      x[i] = acc * 1.7320508f * scale;
+    }
+  });
+}
+
+template <typename T>
+void FillConst(ThreadPool& pool, T* x, int64_t n, T value) {
+  pool.ParallelFor(n, 1 << 16, [&](int64_t b, int64_t e) { std::fill(x + b, x + e, value); });
+}
+
+std::string CpuModel() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+std::string Today() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
+  if (opt.params < 1) return Status::InvalidArgument("--params must be >= 1 (got " + std::to_string(opt.params) + ")");
+  if (opt.steps < 1) return Status::InvalidArgument("--steps must be >= 1 (got " + std::to_string(opt.steps) + ")");
+  if (opt.warmup < 0) return Status::InvalidArgument("--warmup must be >= 0 (got " + std::to_string(opt.warmup) + ")");
+  if (opt.threads < 0) return Status::InvalidArgument("--threads must be >= 0 (got " + std::to_string(opt.threads) + ")");
+  const int64_t n = opt.params;
+  ThreadPool pool(opt.threads);
+  auto say = [&](const char* fmt, auto... args) {
+    if (opt.verbose) {
+      std::fprintf(stderr, fmt, args...);
+      std::fflush(stderr);
+    }
+  };
+  const SimdLevel simd = opt.simd > SimdLevelSupported() ? SimdLevelSupported() : opt.simd;
+  say("bench optim: %lld params, %d threads, %s kernels, %d warm-up + %d timed steps\n",
+      static_cast<long long>(n), pool.size(), std::string(SimdLevelName(simd)).c_str(), opt.warmup, opt.steps);
+
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  say("  memory: %.2f GiB for fp32 AdamW (p, g, m, v), then %.2f GiB for 8-bit AdamW\n", n * 16.0 / gib,
+      n * 10.0 / gib);
+
+  nlohmann::json r;
+  r["date"] = Today();
+  r["cpu"] = CpuModel();
+  r["params"] = n;
+  r["threads"] = pool.size();
+  r["simd"] = std::string(SimdLevelName(simd));
+  r["steps"] = opt.steps;
+  r["warmup"] = opt.warmup;
+
+  // ---- Triad: a = b + s*c, STREAM's convention of 12 bytes per element (no write-allocate). ----
+  {
+    const int64_t tn = std::max<int64_t>(n, 1 << 24);
+    Buffer<float> a(tn), b(tn), c(tn);
+    FillConst(pool, a.data, tn, 0.0f);
+    FillConst(pool, b.data, tn, 1.0f);
+    FillConst(pool, c.data, tn, 2.0f);
+    std::vector<double> times;
+    for (int rep = 0; rep < opt.warmup + opt.steps; ++rep) {
+      const float s = 0.5f + rep;
+      const double t = Seconds([&] {
+        pool.ParallelFor(tn, 4096, [&](int64_t lo, int64_t hi) {
+          float* __restrict__ pa = a.data;
+          const float* __restrict__ pb = b.data;
+          const float* __restrict__ pc = c.data;
+          for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + s * pc[i];
+        });
+      });
+      if (rep >= opt.warmup) times.push_back(t);
+    }
+    const double t = Median(times);
+    r["triad_GBps"] = 12.0 * tn / t / 1e9;
+    say("  triad: %.2f GB/s\n", r["triad_GBps"].get<double>());
+  }
+  const double triad = r["triad_GBps"].get<double>() * 1e9;
+  optim::AdamWConfig cfg;  // torch's AdamW defaults (lr 1e-3, betas 0.9/0.999, eps 1e-8, wd 1e-2)
+
+  // ---- fp32 AdamW: reads p, g, m, v and writes p, m, v: 28 bytes per parameter. ----
+  {
+    Buffer<float> p(n), g(n), m(n), v(n);
+    FillGaussian(pool, p.data, n, 1, 0.02f);
+    FillGaussian(pool, g.data, n, 2, 1e-3f);
+    FillConst(pool, m.data, n, 0.0f);
+    FillConst(pool, v.data, n, 0.0f);
+    std::vector<double> times;
+    for (int step = 1; step <= opt.warmup + opt.steps; ++step) {
+      Status st;
+      const double t = Seconds([&] { st = optim::AdamWStep(cfg, step, p.span(), g.span(), m.span(), v.span(), &pool, simd); });
+      if (!st.ok()) return st;
+      if (step > opt.warmup) times.push_back(t);
+    }
+    const double t = Median(times);
+    r["adamw_fp32_step_ms"] = t * 1e3;
+    r["adamw_fp32_params_per_s"] = n / t;
+    r["adamw_fp32_bytes_per_param"] = 28;
+    r["adamw_fp32_roofline_fraction"] = (n / t) / (triad / 28.0);
+    r["state_bytes_per_param_fp32"] = 8;
+    say("  fp32 AdamW: %.2f ms/step, %.3g params/s, %.0f%% of roofline\n", t * 1e3, n / t,
+        100 * r["adamw_fp32_roofline_fraction"].get<double>());
+  }
+
+  // ---- 8-bit AdamW: reads p, g, m8, v8 and writes p, m8, v8: 16 bytes per parameter (+ absmax). ----
+  {
+    Buffer<float> p(n), g(n);
+    const int64_t nb = q8::NumBlocks(n);
+    Buffer<uint8_t> mc(n), vc(n);
+    Buffer<float> ma(nb), va(nb);
+    FillGaussian(pool, p.data, n, 1, 0.02f);
+    FillGaussian(pool, g.data, n, 2, 1e-3f);
+    FillConst<uint8_t>(pool, mc.data, n, q8::kSignedZero);
+    FillConst<uint8_t>(pool, vc.data, n, q8::kUnsignedZero);
+    FillConst(pool, ma.data, nb, 0.0f);
+    FillConst(pool, va.data, nb, 0.0f);
+    optim::Q8Moments st{mc.span(), vc.span(), ma.span(), va.span()};
+    std::vector<double> times;
+    for (int step = 1; step <= opt.warmup + opt.steps; ++step) {
+      Status s;
+      const double t = Seconds([&] { s = optim::AdamW8bitStep(cfg, step, p.span(), g.span(), st, &pool, simd); });
+      if (!s.ok()) return s;
+      if (step > opt.warmup) times.push_back(t);
+    }
+    const double t = Median(times);
+    const double bytes = 16.0 + 16.0 / q8::kBlock;  // + read and write two absmax per block
+    r["adamw8bit_step_ms"] = t * 1e3;
+    r["adamw8bit_params_per_s"] = n / t;
+    r["adamw8bit_bytes_per_param"] = bytes;
+    r["adamw8bit_roofline_fraction"] = (n / t) / (triad / bytes);
+    r["state_bytes_per_param_8bit"] = static_cast<double>(2 * n + 8 * nb) / static_cast<double>(n);
+    say("  8-bit AdamW: %.2f ms/step, %.3g params/s, %.0f%% of roofline\n", t * 1e3, n / t,
+        100 * r["adamw8bit_roofline_fraction"].get<double>());
+  }
+  r["adamw8bit_over_fp32"] = r["adamw8bit_params_per_s"].get<double>() / r["adamw_fp32_params_per_s"].get<double>();
+  return r;
+}
+
+std::string FormatOptimBench(const nlohmann::json& r) {
+  char buf[2048];
+  std::snprintf(buf, sizeof buf,
+                "strata bench optim  %s  %s\n"
+                "  params %lld, threads %d, kernels %s\n"
+                "  memory bandwidth (triad)   %8.2f GB/s\n"
+                "                              params/s   ms/step  bytes/param  of roofline\n"
+                "  AdamW fp32                %10.3g  %8.2f  %11.2f  %10.0f%%\n"
+                "  AdamW 8-bit               %10.3g  %8.2f  %11.2f  %10.0f%%\n"
+                "  8-bit / fp32 speed        %10.2fx\n"
+                "  state bytes/param (m+v)   fp32 %.2f, 8-bit %.4f\n",
+                r["date"].get<std::string>().c_str(), r["cpu"].get<std::string>().c_str(),
+                static_cast<long long>(r["params"].get<int64_t>()), r["threads"].get<int>(),
+                r["simd"].get<std::string>().c_str(), r["triad_GBps"].get<double>(),
+                r["adamw_fp32_params_per_s"].get<double>(), r["adamw_fp32_step_ms"].get<double>(),
+                r["adamw_fp32_bytes_per_param"].get<double>(), 100 * r["adamw_fp32_roofline_fraction"].get<double>(),
+                r["adamw8bit_params_per_s"].get<double>(), r["adamw8bit_step_ms"].get<double>(),
+                r["adamw8bit_bytes_per_param"].get<double>(), 100 * r["adamw8bit_roofline_fraction"].get<double>(),
+                r["adamw8bit_over_fp32"].get<double>(), r["state_bytes_per_param_fp32"].get<double>(),
+                r["state_bytes_per_param_8bit"].get<double>());
+  return buf;
+}
+
+}  // namespace strata::bench

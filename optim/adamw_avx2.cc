@@ -1,0 +1,27 @@
+// AdamW's AVX2 loops (compiled with -mavx2 -mfma).
+#include "optim/adamw.h"
+#include "optim/q8_codec.h"
+#include "runtime/simd_x86.h"
+
+namespace {
+using strata::I8;
+using strata::V8;
+using V = V8;
+using I = I8;
+inline I load_codes(const uint8_t* p) { return strata::load_codes8(p); }
+inline void store_codes(uint8_t* p, I c) { strata::store_codes8(p, c); }
+inline I encode(const uint32_t* t, V x) { return strata::encode8(t, x); }
+inline I sign_fixup(I c, V s) { return strata::sign_fixup8(c, s); }
+}  // namespace
+
+#include "optim/adamw_kernels.inc"
+
+namespace strata::optim::internal {
+void AdamWAvx2(const AdamWScalars& s, float* p, const float* g, float* m, float* v, int64_t n) {
+  AdamWImpl(s, p, g, m, v, n);
+}
+void AdamW8Avx2(const AdamW8Scalars& s, float* p, const float* g, uint8_t* mc, uint8_t* vc, float* ma,
+                  float* va, int64_t nblocks) {
+  AdamW8Impl(s, p, g, mc, vc, ma, va, nblocks);
+}
+}  // namespace strata::optim::internal

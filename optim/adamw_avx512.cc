@@ -1,0 +1,27 @@
+// AdamW's AVX-512 loops (compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl).
+#include "optim/adamw.h"
+#include "optim/q8_codec.h"
+#include "runtime/simd_x86.h"
+
+namespace {
+using strata::I16;
+using strata::V16;
+using V = V16;
+using I = I16;
+inline I load_codes(const uint8_t* p) { return strata::load_codes16(p); }
+inline void store_codes(uint8_t* p, I c) { strata::store_codes16(p, c); }
+inline I encode(const uint32_t* t, V x) { return strata::encode16(t, x); }
+inline I sign_fixup(I c, V s) { return strata::sign_fixup16(c, s); }
+}  // namespace
+
+#include "optim/adamw_kernels.inc"
+
+namespace strata::optim::internal {
+void AdamWAvx512(const AdamWScalars& s, float* p, const float* g, float* m, float* v, int64_t n) {
+  AdamWImpl(s, p, g, m, v, n);
+}
+void AdamW8Avx512(const AdamW8Scalars& s, float* p, const float* g, uint8_t* mc, uint8_t* vc, float* ma,
+                  float* va, int64_t nblocks) {
+  AdamW8Impl(s, p, g, mc, vc, ma, va, nblocks);
+}
+}  // namespace strata::optim::internal

@@ -1,0 +1,170 @@
+#include "optim/q8_codec.h"
+
+#include <bit>
+#include <cstdio>
+#include <string>
+
+#include "runtime/thread_pool.h"
+
+namespace strata::q8 {
+
+void QuantizeBlockwiseRef(Book book, const float* x, int64_t n, uint8_t* codes, float* absmax) {
+  const float* b = BookValues(book);
+  for (int64_t start = 0, blk = 0; start < n; start += kBlock, ++blk) {
+    const int64_t end = std::min<int64_t>(n, start + kBlock);
+    float amax = 0.0f;
+    for (int64_t i = start; i < end; ++i) amax = AbsmaxAccumulate(amax, x[i]);
+    absmax[blk] = amax;
+    const float inv = InvScale(amax);
+    for (int64_t i = start; i < end; ++i) codes[i] = EncodeRef(b, x[i] * inv);
+  }
+}
+
+void DequantizeBlockwiseRef(Book book, const uint8_t* codes, const float* absmax, int64_t n, float* out) {
+  const float* b = BookValues(book);
+  for (int64_t i = 0; i < n; ++i) out[i] = Decode(b, codes[i], absmax[i / kBlock]);
+}
+
+namespace {
+
+float KeyToFloat(int32_t key) {
+  const uint32_t k = static_cast<uint32_t>(key);
+  return std::bit_cast<float>(key >= 0 ? k : (k ^ 0x7fffffffu));
+}
+
+// The reference rule as a function of the key; NaN keys (beyond +-inf) count as +-inf so the
+// function is monotone over the whole key range. The fast paths treat NaN apart.
+uint8_t RefAtKey(const float* book, int32_t key) {
+  float f = KeyToFloat(key);
+  if (f != f) f = key >= 0 ? __builtin_inff() : -__builtin_inff();
+  return EncodeRef(book, f);
+}
+
+void BuildFastTable(const float* book, FastTable* t) {
+  for (uint32_t idx = 0; idx < 65536; ++idx) {
+    const int32_t k0 = static_cast<int32_t>((idx ^ 0x8000u) << 16);
+    const int32_t k1 = k0 + 0xffff;
+    const uint8_t c0 = RefAtKey(book, k0), c1 = RefAtKey(book, k1);
+    if (c0 == c1) {
+      t->entry[idx] = (uint32_t{c0} << 24) | 0x10000u;
+      continue;
+    }
+    if (c1 != c0 + 1) {
+      std::fprintf(stderr, "strata: code book has two decision points in bucket %u\n", idx);
+      std::abort();
+    }
+    int32_t lo = k0, hi = k1;  // RefAtKey(lo) == c0, RefAtKey(hi) == c1
+    while (hi - lo > 1) {
+      const int32_t mid = lo + (hi - lo) / 2;
+      if (RefAtKey(book, mid) == c0) lo = mid; else hi = mid;
+    }
+    t->entry[idx] = (uint32_t{c0} << 24) | static_cast<uint32_t>(hi - k0);
+  }
+}
+
+struct FastTables {
+  FastTable t[2];
+  FastTables() {
+    BuildFastTable(BookValues(Book::kSigned), &t[0]);
+    BuildFastTable(BookValues(Book::kUnsigned), &t[1]);
+  }
+};
+
+void EncodeArrayScalar(const FastTable& t, const float* x, int64_t n, uint8_t* codes) {
+  for (int64_t i = 0; i < n; ++i) codes[i] = EncodeFast(t, x[i]);
+}
+
+void QuantizeBlocksScalar(const FastTable& t, const float* x, int64_t n, uint8_t* codes, float* absmax) {
+  for (int64_t start = 0, blk = 0; start < n; start += kBlock, ++blk) {
+    const int64_t end = std::min<int64_t>(n, start + kBlock);
+    float amax = 0.0f;
+    for (int64_t i = start; i < end; ++i) amax = AbsmaxAccumulate(amax, x[i]);
+    absmax[blk] = amax;
+    const float inv = InvScale(amax);
+    for (int64_t i = start; i < end; ++i) codes[i] = EncodeFast(t, x[i] * inv);
+  }
+}
+
+// Quantizes [0, n) with whole blocks on the SIMD kernel and the ragged tail on the scalar one.
+void QuantizeRange(Book book, const float* x, int64_t n, uint8_t* codes, float* absmax, SimdLevel level) {
+  const FastTable& t = FastTableFor(book);
+  const int64_t full = n / kBlock;
+  switch (level) {
+    case SimdLevel::kAvx512: internal::QuantizeBlocksAvx512(t, x, full, codes, absmax); break;
+    case SimdLevel::kAvx2: internal::QuantizeBlocksAvx2(t, x, full, codes, absmax); break;
+    case SimdLevel::kScalar: QuantizeBlocksScalar(t, x, full * kBlock, codes, absmax); break;
+  }
+  const int64_t done = full * kBlock;
+  if (done < n) QuantizeBlocksScalar(t, x + done, n - done, codes + done, absmax + full);
+}
+
+void DequantizeRange(Book book, const uint8_t* codes, const float* absmax, int64_t n, float* out, SimdLevel level) {
+  const float* b = BookValues(book);
+  const int64_t full = n / kBlock;
+  int64_t done = 0;
+  if (level == SimdLevel::kAvx512) {
+    internal::DequantizeBlocksAvx512(b, codes, absmax, full, out);
+    done = full * kBlock;
+  } else if (level == SimdLevel::kAvx2) {
+    internal::DequantizeBlocksAvx2(b, codes, absmax, full, out);
+    done = full * kBlock;
+  }
+  for (int64_t i = done; i < n; ++i) out[i] = Decode(b, codes[i], absmax[i / kBlock]);
+}
+
+SimdLevel Clamp(SimdLevel level) { return level > SimdLevelSupported() ? SimdLevelSupported() : level; }
+
+}  // namespace
+
+const FastTable& FastTableFor(Book book) {
+  static const FastTables* tables = new FastTables();  // built once (~1 ms), never freed
+  return tables->t[static_cast<int>(book)];
+}
+
+void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level) {
+  const FastTable& t = FastTableFor(book);
+  level = Clamp(level);
+  const int64_t vec = n / 16 * 16;
+  switch (level) {
+    case SimdLevel::kAvx512: internal::EncodeArrayAvx512(t, x, vec, codes); break;
+    case SimdLevel::kAvx2: internal::EncodeArrayAvx2(t, x, vec, codes); break;
+    case SimdLevel::kScalar: EncodeArrayScalar(t, x, vec, codes); break;
+  }
+  EncodeArrayScalar(t, x + vec, n - vec, codes + vec);
+}
+
+Status QuantizeBlockwise(Book book, std::span<const float> x, std::span<uint8_t> codes,
+                         std::span<float> absmax, ThreadPool* pool, SimdLevel level) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  if (codes.size() != x.size())
+    return Status::InvalidArgument("codes: " + std::to_string(codes.size()) + " entries for " +
+                                   std::to_string(n) + " values");
+  if (static_cast<int64_t>(absmax.size()) != NumBlocks(n))
+    return Status::InvalidArgument("absmax: " + std::to_string(absmax.size()) + " entries, want " +
+                                   std::to_string(NumBlocks(n)) + " (one per block of 256)");
+  level = Clamp(level);
+  auto run = [&](int64_t b, int64_t e) {
+    QuantizeRange(book, x.data() + b, e - b, codes.data() + b, absmax.data() + b / kBlock, level);
+  };
+  if (pool) pool->ParallelFor(n, kBlock, run); else run(0, n);
+  return Status::Ok();
+}
+
+Status DequantizeBlockwise(Book book, std::span<const uint8_t> codes, std::span<const float> absmax,
+                           std::span<float> out, ThreadPool* pool, SimdLevel level) {
+  const int64_t n = static_cast<int64_t>(out.size());
+  if (codes.size() != out.size())
+    return Status::InvalidArgument("codes: " + std::to_string(codes.size()) + " entries for " +
+                                   std::to_string(n) + " output values");
+  if (static_cast<int64_t>(absmax.size()) != NumBlocks(n))
+    return Status::InvalidArgument("absmax: " + std::to_string(absmax.size()) + " entries, want " +
+                                   std::to_string(NumBlocks(n)) + " (one per block of 256)");
+  level = Clamp(level);
+  auto run = [&](int64_t b, int64_t e) {
+    DequantizeRange(book, codes.data() + b, absmax.data() + b / kBlock, e - b, out.data() + b, level);
+  };
+  if (pool) pool->ParallelFor(n, kBlock, run); else run(0, n);
+  return Status::Ok();
+}
+
+}  // namespace strata::q8

@@ -1,0 +1,141 @@
+// The 8-bit block codec.
+//
+// Encoding rule (the one bitsandbytes' CUDA kernels use, so state moves to and from it):
+//   absmax = max |x| over the block, NaN ignored (fmaxf)          one fp32 per block
+//   inv    = 1.0f / absmax                                        (+inf when absmax is 0)
+//   code   = EncodeRef(book, x * inv)                             binary search, below
+//   decode = book[code] * absmax
+// EncodeRef is a 7-step binary search over the sorted book followed by a nearest-of-two choice at
+// the float32 midpoint (a + b) * 0.5f; an exact tie goes to the even index. NaN encodes to 0 (every
+// comparison with NaN is false, so the search walks to the bottom). That function is the oracle:
+// the fast encoders (a 64 Ki-entry bucket table plus one fix-up compare, scalar, AVX2 and AVX-512)
+// are proven equal to it on all 2^32 float32 inputs by tests/optim/q8_exhaustive_test.cc.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+
+#include "optim/q8_book.h"
+#include "runtime/cpu_features.h"
+#include "runtime/hd.h"
+#include "runtime/status.h"
+
+namespace strata {
+class ThreadPool;
+}
+
+namespace strata::q8 {
+
+// ---- Math, written once for host and device -------------------------------------------------
+
+// The search rule over a sorted 256-entry book (the oracle).
+STRATA_HD uint8_t EncodeRef(const float* book, float x) {
+  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
+  float lower = -1.0f, upper = 1.0f;
+  float val = book[pivot];
+  for (int step = 64; step > 0; step >>= 1) {
+    if (x > val) {
+      lower_pivot = pivot;
+      lower = val;
+      pivot += step;
+    } else {
+      upper_pivot = pivot;
+      upper = val;
+      pivot -= step;
+    }
+    val = book[pivot];
+  }
+  // pivot is even here; lower_pivot = pivot - 1 and upper_pivot = pivot + 1 except at the ends.
+  if (upper_pivot == 255) upper = book[255];
+  if (lower_pivot == 0) lower = book[0];
+  if (x > val) {
+    const float mid = (upper + val) * 0.5f;
+    return static_cast<uint8_t>(x > mid ? upper_pivot : pivot);
+  }
+  const float mid = (lower + val) * 0.5f;
+  return static_cast<uint8_t>(x < mid ? lower_pivot : pivot);
+}
+
+STRATA_HD float Decode(const float* book, uint8_t code, float absmax) { return book[code] * absmax; }
+
+// absmax accumulation with fmaxf semantics: a NaN x leaves the running max alone.
+STRATA_HD float AbsmaxAccumulate(float acc, float x) {
+  const float a = hd_fabs(x);
+  return a > acc ? a : acc;
+}
+
+// The codec's scale: the reciprocal of the block's absmax (+inf for an all-zero block, as the
+// CUDA rule has it: 0 * inf is NaN, which encodes to 0).
+STRATA_HD float InvScale(float absmax) { return 1.0f / absmax; }
+
+// The optimizer's scale: like InvScale, but an all-zero block scales by 0 so its values encode to
+// the book's exact zero instead of going through NaN.
+STRATA_HD float InvScaleSafe(float absmax) { return absmax > 0.0f ? 1.0f / absmax : 0.0f; }
+
+// bitsandbytes' sign fix-up for m: a negative value never rounds to the +0 code (127); it takes
+// the smallest negative code instead. In the general form: when signbit(book[c]) differs from
+// signbit(s), step one code toward s. For a non-NaN normalized input only c == 127 can differ.
+STRATA_HD uint8_t SignFixup(const float* signed_book, uint8_t code, float s) {
+  if (hd_signbit(signed_book[code]) != hd_signbit(s)) return static_cast<uint8_t>(s > 0.0f ? code + 1 : code - 1);
+  return code;
+}
+
+// ---- Scalar references over arrays (oracles for tests) ---------------------------------------
+
+// codes[i] and absmax[b] for n values; absmax has NumBlocks(n) entries.
+void QuantizeBlockwiseRef(Book book, const float* x, int64_t n, uint8_t* codes, float* absmax);
+void DequantizeBlockwiseRef(Book book, const uint8_t* codes, const float* absmax, int64_t n, float* out);
+
+// ---- Fast encoder ----------------------------------------------------------------------------
+
+// Bucket table for one book: entry[k >> 16] where k is the float's bits mapped to a signed
+// integer that orders like the float value. Each 2^16-key bucket holds at most one decision
+// point (the books' closest decision points are > 88,000 keys apart), so
+//   code = (entry >> 24) + ((k & 0xffff) >= (entry & 0x1ffff))
+// with 0x10000 in the low field meaning "no decision point in this bucket". NaN is handled apart.
+struct FastTable {
+  alignas(64) uint32_t entry[65536];
+};
+const FastTable& FastTableFor(Book book);
+
+// Signed-monotone key of a float: orders like the value (with -0 just below +0).
+STRATA_HD int32_t MonotoneKey(uint32_t bits) {
+  return static_cast<int32_t>(bits ^ ((static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31)) & 0x7fffffffu));
+}
+
+inline uint8_t EncodeFast(const FastTable& t, float x) {
+  if (x != x) return 0;
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, 4);
+  const uint32_t key = static_cast<uint32_t>(MonotoneKey(bits));
+  const uint32_t e = t.entry[(key >> 16) ^ 0x8000u];
+  return static_cast<uint8_t>((e >> 24) + ((key & 0xffffu) >= (e & 0x1ffffu) ? 1u : 0u));
+}
+
+// ---- Arrays, dispatched to the best kernel of this CPU ----------------------------------------
+
+// Encodes n normalized values (already multiplied by the block scale) with the given level.
+void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level = SimdLevelActive());
+
+// Block-wise quantization / dequantization (the CUDA rule above), multi-threaded when a pool is
+// given. Sizes: codes has x.size() entries, absmax NumBlocks(x.size()).
+[[nodiscard]] Status QuantizeBlockwise(Book book, std::span<const float> x, std::span<uint8_t> codes,
+                                       std::span<float> absmax, strata::ThreadPool* pool = nullptr,
+                                       SimdLevel level = SimdLevelActive());
+[[nodiscard]] Status DequantizeBlockwise(Book book, std::span<const uint8_t> codes,
+                                         std::span<const float> absmax, std::span<float> out,
+                                         strata::ThreadPool* pool = nullptr,
+                                         SimdLevel level = SimdLevelActive());
+
+// Per-ISA kernels (defined in q8_codec_avx2.cc / q8_codec_avx512.cc). Full blocks only.
+namespace internal {
+void EncodeArrayAvx2(const FastTable& t, const float* x, int64_t n, uint8_t* codes);
+void EncodeArrayAvx512(const FastTable& t, const float* x, int64_t n, uint8_t* codes);
+void QuantizeBlocksAvx2(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax);
+void QuantizeBlocksAvx512(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax);
+void DequantizeBlocksAvx2(const float* book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);
+void DequantizeBlocksAvx512(const float* book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);
+}  // namespace internal
+
+}  // namespace strata::q8

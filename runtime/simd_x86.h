@@ -1,0 +1,142 @@
+// Thin SIMD vector types for the x86 kernels. Include only from translation units compiled with
+// the matching -m flags (optim/*_avx2.cc, optim/*_avx512.cc). Everything here has internal
+// linkage, so an AVX-512 copy of a helper can never be linked into generic code.
+//
+// Each type gives the operators and free functions (hd_sqrt, hd_select, hd_isfinite, ...) that the
+// host/device math templates use with float, so the same template body runs on 1, 8 or 16 lanes.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace strata {
+namespace {  // NOLINT: internal linkage on purpose
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+struct M16 {
+  __mmask16 k;
+};
+struct V16 {
+  static constexpr int N = 16;
+  __m512 v;
+  V16() = default;
+  V16(__m512 x) : v(x) {}  // NOLINT
+  V16(float x) : v(_mm512_set1_ps(x)) {}  // NOLINT
+  static V16 load(const float* p) { return _mm512_loadu_ps(p); }
+  void store(float* p) const { _mm512_storeu_ps(p, v); }
+};
+inline V16 operator+(V16 a, V16 b) { return _mm512_add_ps(a.v, b.v); }
+inline V16 operator-(V16 a, V16 b) { return _mm512_sub_ps(a.v, b.v); }
+inline V16 operator*(V16 a, V16 b) { return _mm512_mul_ps(a.v, b.v); }
+inline V16 operator/(V16 a, V16 b) { return _mm512_div_ps(a.v, b.v); }
+inline V16 hd_sqrt(V16 a) { return _mm512_sqrt_ps(a.v); }
+inline V16 hd_fabs(V16 a) { return _mm512_abs_ps(a.v); }
+inline M16 hd_isfinite(V16 a) {
+  return {_mm512_cmp_ps_mask(_mm512_abs_ps(a.v), _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ)};
+}
+inline M16 hd_isnan(V16 a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+inline V16 hd_select(M16 m, V16 a, V16 b) { return _mm512_mask_blend_ps(m.k, b.v, a.v); }
+// max with fmaxf's NaN rule for the second argument: returns acc when x is NaN.
+inline V16 max_keep(V16 x, V16 acc) { return _mm512_max_ps(x.v, acc.v); }
+inline float reduce_max(V16 a) { return _mm512_reduce_max_ps(a.v); }
+
+struct I16 {
+  __m512i v;
+};
+inline I16 load_codes16(const uint8_t* p) {
+  return {_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+}
+inline void store_codes16(uint8_t* p, I16 c) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(c.v));
+}
+inline V16 gather_book(const float* book, I16 c) { return _mm512_i32gather_ps(c.v, book, 4); }
+inline V16 bitcast_float(I16 c) { return _mm512_castsi512_ps(c.v); }
+
+// The fast encoder on 16 lanes: one gather from the bucket table, one compare, NaN apart.
+inline I16 encode16(const uint32_t* table, V16 x) {
+  const __m512i bits = _mm512_castps_si512(x.v);
+  const __m512i key = _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff)));
+  const __m512i idx = _mm512_xor_si512(_mm512_srli_epi32(key, 16), _mm512_set1_epi32(0x8000));
+  const __m512i e = _mm512_i32gather_epi32(idx, table, 4);
+  const __m512i flip = _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff));
+  const __m512i low = _mm512_and_si512(key, _mm512_set1_epi32(0xffff));
+  __m512i code = _mm512_srli_epi32(e, 24);
+  code = _mm512_mask_add_epi32(code, _mm512_cmpge_epi32_mask(low, flip), code, _mm512_set1_epi32(1));
+  code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), _mm512_setzero_si512());
+  return {code};
+}
+// m's sign fix-up for a non-NaN input: code 127 (+0) with a negative s becomes 126.
+inline I16 sign_fixup16(I16 code, V16 s) {
+  const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(s.v));
+  const __mmask16 zero = _mm512_cmpeq_epi32_mask(code.v, _mm512_set1_epi32(127));
+  return {_mm512_mask_sub_epi32(code.v, neg & zero, code.v, _mm512_set1_epi32(1))};
+}
+#endif  // AVX-512
+
+#if defined(__AVX2__) && defined(__FMA__)
+struct M8 {
+  __m256 m;
+};
+struct V8 {
+  static constexpr int N = 8;
+  __m256 v;
+  V8() = default;
+  V8(__m256 x) : v(x) {}  // NOLINT
+  V8(float x) : v(_mm256_set1_ps(x)) {}  // NOLINT
+  static V8 load(const float* p) { return _mm256_loadu_ps(p); }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+};
+inline V8 operator+(V8 a, V8 b) { return _mm256_add_ps(a.v, b.v); }
+inline V8 operator-(V8 a, V8 b) { return _mm256_sub_ps(a.v, b.v); }
+inline V8 operator*(V8 a, V8 b) { return _mm256_mul_ps(a.v, b.v); }
+inline V8 operator/(V8 a, V8 b) { return _mm256_div_ps(a.v, b.v); }
+inline V8 hd_sqrt(V8 a) { return _mm256_sqrt_ps(a.v); }
+inline V8 hd_fabs(V8 a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
+inline M8 hd_isfinite(V8 a) { return {_mm256_cmp_ps(hd_fabs(a).v, _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ)}; }
+inline M8 hd_isnan(V8 a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
+inline V8 hd_select(M8 m, V8 a, V8 b) { return _mm256_blendv_ps(b.v, a.v, m.m); }
+inline V8 max_keep(V8 x, V8 acc) { return _mm256_max_ps(x.v, acc.v); }
+inline float reduce_max(V8 a) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+struct I8 {
+  __m256i v;
+};
+inline I8 load_codes8(const uint8_t* p) {
+  return {_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))};
+}
+inline void store_codes8(uint8_t* p, I8 c) {
+  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c.v), _mm256_extracti128_si256(c.v, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+}
+inline V8 gather_book(const float* book, I8 c) { return _mm256_i32gather_ps(book, c.v, 4); }
+
+inline I8 encode8(const uint32_t* table, V8 x) {
+  const __m256i bits = _mm256_castps_si256(x.v);
+  const __m256i key = _mm256_xor_si256(bits, _mm256_and_si256(_mm256_srai_epi32(bits, 31), _mm256_set1_epi32(0x7fffffff)));
+  const __m256i idx = _mm256_xor_si256(_mm256_srli_epi32(key, 16), _mm256_set1_epi32(0x8000));
+  const __m256i e = _mm256_i32gather_epi32(reinterpret_cast<const int*>(table), idx, 4);
+  const __m256i flip = _mm256_and_si256(e, _mm256_set1_epi32(0x1ffff));
+  const __m256i low = _mm256_and_si256(key, _mm256_set1_epi32(0xffff));
+  // low >= flip  <=>  !(flip > low)   (both fit in 17 bits, so signed compares are exact)
+  const __m256i lt = _mm256_cmpgt_epi32(flip, low);
+  // code = base + 1 + lt   (lt is -1 where the fix-up does not apply)
+  __m256i code = _mm256_add_epi32(_mm256_add_epi32(_mm256_srli_epi32(e, 24), lt), _mm256_set1_epi32(1));
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q));
+  code = _mm256_andnot_si256(nan, code);
+  return {code};
+}
+inline I8 sign_fixup8(I8 code, V8 s) {
+  const __m256i neg = _mm256_srai_epi32(_mm256_castps_si256(s.v), 31);
+  const __m256i zero = _mm256_cmpeq_epi32(code.v, _mm256_set1_epi32(127));
+  return {_mm256_add_epi32(code.v, _mm256_and_si256(neg, zero))};  // -1 where both
+}
+#endif  // AVX2
+
+}  // namespace
+}  // namespace strata

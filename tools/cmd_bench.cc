@@ -1,0 +1,94 @@
+// `strata bench optim` and `strata info`.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "bench/optim_bench.h"
+#include "runtime/cpu_features.h"
+#include "tools/commands.h"
+
+namespace strata::tools {
+
+namespace {
+
+struct BenchOptimFlags {
+  bench::OptimBenchOptions opt;
+  std::string json_path;
+  std::string simd;
+  bool quiet = false;
+};
+
+int RunBenchOptim(BenchOptimFlags& f) {
+  if (!f.simd.empty()) {
+    if (f.simd == "scalar") f.opt.simd = SimdLevel::kScalar;
+    else if (f.simd == "avx2") f.opt.simd = SimdLevel::kAvx2;
+    else if (f.simd == "avx512") f.opt.simd = SimdLevel::kAvx512;
+    if (f.opt.simd > SimdLevelSupported()) {
+      std::fprintf(stderr, "strata bench optim: --simd %s is not supported by this CPU (best: %s)\n", f.simd.c_str(),
+                   std::string(SimdLevelName(SimdLevelSupported())).c_str());
+      return 2;
+    }
+  }
+  f.opt.verbose = !f.quiet;
+  auto r = bench::RunOptimBench(f.opt);
+  if (!r.ok()) {
+    std::fprintf(stderr, "strata bench optim: %s\n", r.status().ToString().c_str());
+    return 2;
+  }
+  std::fputs(bench::FormatOptimBench(*r).c_str(), stdout);
+  if (!f.json_path.empty()) {
+    std::ofstream out(f.json_path);
+    out << r->dump(2) << "\n";
+    if (!out) {
+      std::fprintf(stderr, "strata bench optim: cannot write --json %s\n", f.json_path.c_str());
+      return 1;
+    }
+    std::printf("  figures written to %s\n", f.json_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app, int* exit_code) {
+  auto* bench = app.add_subcommand("bench", "Measure strata's kernels beside the machine's limits");
+  bench->require_subcommand(1);
+  auto flags = std::make_shared<BenchOptimFlags>();
+  auto* optim = bench->add_subcommand(
+      "optim",
+      "fp32 AdamW and 8-bit AdamW steps over N parameters, with the memory bandwidth (triad)\n"
+      "measured in the same run, and each result as a fraction of its memory roofline.\n"
+      "Example: strata bench optim --params 100000000 --threads 2 --json optim.json");
+  optim->add_option("--params", flags->opt.params, "Number of parameters (fp32 needs 16 bytes each)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  optim->add_option("--threads", flags->opt.threads, "CPU threads (0: all hardware threads)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  optim->add_option("--steps", flags->opt.steps, "Timed steps; the median is reported")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  optim->add_option("--warmup", flags->opt.warmup, "Untimed steps before timing")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  optim->add_option("--simd", flags->simd, "Cap the kernels: scalar, avx2 or avx512 (default: best available)")
+      ->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
+  optim->add_option("--json", flags->json_path, "Also write the figures to this JSON file");
+  optim->add_flag("--quiet", flags->quiet, "No progress on stderr");
+  optim->callback([flags, exit_code] { *exit_code = RunBenchOptim(*flags); });
+}
+
+void AddInfoCommand(CLI::App& app, int* exit_code) {
+  auto* info = app.add_subcommand("info", "What this machine offers strata: SIMD kernels, CUDA");
+  info->callback([exit_code] {
+    std::printf("strata 0.1.0\n");
+    std::printf("  SIMD kernels: %s supported, %s active (STRATA_SIMD caps it)\n",
+                std::string(SimdLevelName(SimdLevelSupported())).c_str(),
+                std::string(SimdLevelName(SimdLevelActive())).c_str());
+#if defined(STRATA_HAVE_CUDA)
+    std::printf("  CUDA kernels: compiled in\n");
+#else
+    std::printf("  CUDA kernels: not compiled (no nvcc at build time)\n");
+#endif
+    *exit_code = 0;
+  });
+}
+
+}  // namespace strata::tools

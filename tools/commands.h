@@ -1,0 +1,14 @@
+// Each subcommand of `strata` is one thin file over the library: it declares its flags on the
+// CLI11 app and returns an exit code. Errors from the library are printed with their Status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace strata::tools {
+
+// Registers `strata bench ...` and returns a function that runs the chosen benchmark.
+void AddBenchCommand(CLI::App& app, int* exit_code);
+// Registers `strata info`.
+void AddInfoCommand(CLI::App& app, int* exit_code);
+
+}  // namespace strata::tools

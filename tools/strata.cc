@@ -1,0 +1,27 @@
+// strata: a trainer for people with more model than hardware.
+#include <cstdio>
+#include <exception>
+
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "strata: fine-tune large models on one machine with 8-bit optimizer state, join a training\n"
+      "swarm, and profile offloaded training.\n\n"
+      "Run `strata COMMAND --help` for the flags of each command."};
+  app.set_version_flag("--version", "strata 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  int exit_code = 0;
+  strata::tools::AddBenchCommand(app, &exit_code);
+  strata::tools::AddInfoCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "strata: %s\n", e.what());
+    return 1;
+  }
+  return exit_code;
+}
