@@ -64,9 +64,9 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
-  Result(Status status) : status_(std::move(status)) {  // NOLINT
-    if (status_.ok()) status_ = Status::Internal("Result constructed from an OK status without a value");
-  }
+  Result(Status status)  // NOLINT
+      : status_(status.ok() ? Status::Internal("Result constructed from an OK status without a value")
+                            : std::move(status)) {}
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }

@@ -389,6 +389,37 @@ def run_torch_adamw(p0, grads, lr, b1, b2, eps, wd, **impl):
     )
 
 
+def numpy_adamw_model(p0, grads, lr, b1, b2, eps, wd):
+    """float32 model of torch's CPU single-tensor AdamW found to match it bit for bit here.
+
+    fma(a, b, c) is emulated as float32(double(a)*double(b) + double(c)) (a*b is exact in double).
+    """
+    import numpy as np
+
+    f = np.float32
+
+    def fma(a, b, c):
+        return (np.float64(a) * np.float64(b) + np.float64(c)).astype(f)
+
+    p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+    for t, g in enumerate(grads, 1):
+        p = (p * f(1 - lr * wd)).astype(f)
+        m = fma(f(1 - b1), (g - m).astype(f), m)  # lerp(m, g, 1-b1), weight < 0.5 branch
+        v = fma((f(1 - b2) * g).astype(f), g, (v * f(b2)).astype(f))  # v*b2, then addcmul
+        step_size = lr / (1 - b1 ** t)  # double
+        den = (np.sqrt(v) / f(math.sqrt(1 - b2 ** t))).astype(f)
+        den = (den + f(eps)).astype(f)
+        p = (p + ((f(-step_size) * m).astype(f) / den).astype(f)).astype(f)  # addcdiv
+    return p, m, v
+
+
+ADAMW_MODEL_DOC = [
+    "numpy float32 model (b1, b2, lr, wd, eps as Python doubles; f() = round to float32):",
+    "  p = p*f(1-lr*wd); m = fma(f(1-b1), g-m, m); v = fma(f(1-b2)*g, g, v*f(b2));",
+    "  den = sqrt(v)/f(sqrt(1-b2^t)) + f(eps); p = p + (f(-lr/(1-b1^t))*m)/den",
+]
+
+
 def adamw_lines():
     import numpy as np
 
@@ -396,6 +427,9 @@ def adamw_lines():
     for idx, (name, n, k, lr, b1, b2, eps, wd) in enumerate(ADAMW_CASES):
         p0, grads = adamw_inputs(idx, n, k)
         pk, mk, vk = run_torch_adamw(p0, grads, lr, b1, b2, eps, wd, foreach=False)
+        q = numpy_adamw_model(p0, grads, lr, b1, b2, eps, wd)
+        notes.append("%s numpy model vs torch: bit differences p %d m %d v %d of %d" % (
+            name, *(int(np.count_nonzero(a.view(np.uint32) != b.view(np.uint32))) for a, b in zip(q, (pk, mk, vk))), n))
         for label, impl in (("foreach=True", dict(foreach=True)), ("fused=True", dict(fused=True))):
             try:
                 p2, m2, v2 = run_torch_adamw(p0, grads, lr, b1, b2, eps, wd, **impl)
@@ -475,7 +509,7 @@ def main():
     adamw_header = [
         "# torch.optim.AdamW on CPU, float32, foreach=False (torch's CPU default), amsgrad=False, maximize=False.",
         "# hyperparameters: lr beta1 beta2 eps weight_decay. pK/mK/vK = param/exp_avg/exp_avg_sq after K steps.",
-    ] + ["# " + s for s in notes]
+    ] + ["# " + s for s in ADAMW_MODEL_DOC] + ["# " + s for s in notes]
     write_if_changed(os.path.join(args.out, "adamw_torch.txt"), header, adamw_header + lines)
     for s in notes:
         print("  " + s)
