@@ -103,10 +103,10 @@ void DequantizeRange(Book book, const uint8_t* codes, const float* absmax, int64
   const int64_t full = n / kBlock;
   int64_t done = 0;
   if (level == SimdLevel::kAvx512) {
-    internal::DequantizeBlocksAvx512(b, codes, absmax, full, out);
+    internal::DequantizeBlocksAvx512(book, codes, absmax, full, out);
     done = full * kBlock;
   } else if (level == SimdLevel::kAvx2) {
-    internal::DequantizeBlocksAvx2(b, codes, absmax, full, out);
+    internal::DequantizeBlocksAvx2(book, codes, absmax, full, out);
     done = full * kBlock;
   }
   for (int64_t i = done; i < n; ++i) out[i] = Decode(b, codes[i], absmax[i / kBlock]);
@@ -119,6 +119,21 @@ SimdLevel Clamp(SimdLevel level) { return level > SimdLevelSupported() ? SimdLev
 const FastTable& FastTableFor(Book book) {
   static const FastTables* tables = new FastTables();  // built once (~1 ms), never freed
   return tables->t[static_cast<int>(book)];
+}
+
+const BookBytePlanes& BytePlanesFor(Book book) {
+  static const BookBytePlanes* planes = [] {
+    auto* p = new BookBytePlanes[2];
+    for (int b = 0; b < 2; ++b) {
+      const float* v = BookValues(static_cast<Book>(b));
+      for (int i = 0; i < 256; ++i) {
+        const uint32_t bits = std::bit_cast<uint32_t>(v[i]);
+        for (int k = 0; k < 4; ++k) p[b].plane[k][i] = static_cast<uint8_t>(bits >> (8 * k));
+      }
+    }
+    return p;
+  }();
+  return planes[static_cast<int>(book)];
 }
 
 void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level) {

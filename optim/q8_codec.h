@@ -99,6 +99,13 @@ struct FastTable {
 };
 const FastTable& FastTableFor(Book book);
 
+// The book's float32 values split into their 4 bytes (plane k holds byte k, little-endian, of
+// every entry): the AVX-512 decoder looks codes up with byte permutes instead of gathers.
+struct BookBytePlanes {
+  alignas(64) uint8_t plane[4][256];
+};
+const BookBytePlanes& BytePlanesFor(Book book);
+
 // Signed-monotone key of a float: orders like the value (with -0 just below +0).
 STRATA_HD int32_t MonotoneKey(uint32_t bits) {
   return static_cast<int32_t>(bits ^ ((static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31)) & 0x7fffffffu));
@@ -134,8 +141,8 @@ void EncodeArrayAvx2(const FastTable& t, const float* x, int64_t n, uint8_t* cod
 void EncodeArrayAvx512(const FastTable& t, const float* x, int64_t n, uint8_t* codes);
 void QuantizeBlocksAvx2(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax);
 void QuantizeBlocksAvx512(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax);
-void DequantizeBlocksAvx2(const float* book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);
-void DequantizeBlocksAvx512(const float* book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);
+void DequantizeBlocksAvx2(Book book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);
+void DequantizeBlocksAvx512(Book book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);
 }  // namespace internal
 
 }  // namespace strata::q8

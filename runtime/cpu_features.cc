@@ -38,8 +38,9 @@ SimdLevel Detect() {
   if (!avx2 || !bmi2) return SimdLevel::kScalar;
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
              avx512vl = b & (1u << 31);
+  const bool avx512vbmi = c & (1u << 1);  // byte permutes: the codec's table lookups
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // opmask, upper zmm halves, zmm16-31
-  if (avx512f && avx512dq && avx512bw && avx512vl && zmm_state) return SimdLevel::kAvx512;
+  if (avx512f && avx512dq && avx512bw && avx512vl && avx512vbmi && zmm_state) return SimdLevel::kAvx512;
   return SimdLevel::kAvx2;
 }
 

@@ -8,6 +8,9 @@
 
 namespace strata {
 
+// kAvx2: AVX2 + FMA + BMI2 (Haswell, Zen 1 and later).
+// kAvx512: AVX-512 F/BW/DQ/VL + VBMI (Ice Lake, Sapphire Rapids, Zen 4 and later); CPUs with
+// AVX-512 but no VBMI (Skylake-X) run the AVX2 kernels.
 enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 std::string_view SimdLevelName(SimdLevel level);

@@ -72,6 +72,33 @@ inline I16 sign_fixup16(I16 code, V16 s) {
   const __mmask16 zero = _mm512_cmpeq_epi32_mask(code.v, _mm512_set1_epi32(127));
   return {_mm512_mask_sub_epi32(code.v, neg & zero, code.v, _mm512_set1_epi32(1))};
 }
+#if defined(__AVX512VBMI__)
+// Decodes 64 codes into 64 floats with byte permutes (no gathers): each of the 4 byte planes of
+// the book is 256 bytes = 4 registers, looked up with two 128-entry permutes and a blend on the
+// code's top bit; unpacks then interleave the planes into floats. The codes are first shuffled
+// (a 4x4 transpose of 4-byte groups) so the unpacks' in-lane order comes out in sequence.
+inline void decode64_vbmi(const uint8_t (*planes)[256], const uint8_t* codes, float scale, float* out) {
+  alignas(64) static constexpr uint8_t kPerm[64] = {
+      0,  1,  2,  3,  16, 17, 18, 19, 32, 33, 34, 35, 48, 49, 50, 51, 4,  5,  6,  7,  20, 21,
+      22, 23, 36, 37, 38, 39, 52, 53, 54, 55, 8,  9,  10, 11, 24, 25, 26, 27, 40, 41, 42, 43,
+      56, 57, 58, 59, 12, 13, 14, 15, 28, 29, 30, 31, 44, 45, 46, 47, 60, 61, 62, 63};
+  const __m512i c = _mm512_permutexvar_epi8(_mm512_load_si512(kPerm), _mm512_loadu_si512(codes));
+  const __mmask64 hi = _mm512_movepi8_mask(c);
+  __m512i b[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m512i lo = _mm512_permutex2var_epi8(_mm512_load_si512(planes[k]), c, _mm512_load_si512(planes[k] + 64));
+    const __m512i up = _mm512_permutex2var_epi8(_mm512_load_si512(planes[k] + 128), c, _mm512_load_si512(planes[k] + 192));
+    b[k] = _mm512_mask_blend_epi8(hi, lo, up);
+  }
+  const __m512i w0 = _mm512_unpacklo_epi8(b[0], b[1]), w1 = _mm512_unpackhi_epi8(b[0], b[1]);
+  const __m512i w2 = _mm512_unpacklo_epi8(b[2], b[3]), w3 = _mm512_unpackhi_epi8(b[2], b[3]);
+  const __m512 s = _mm512_set1_ps(scale);
+  _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(w0, w2)), s));
+  _mm512_storeu_ps(out + 16, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(w0, w2)), s));
+  _mm512_storeu_ps(out + 32, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(w1, w3)), s));
+  _mm512_storeu_ps(out + 48, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(w1, w3)), s));
+}
+#endif  // VBMI
 #endif  // AVX-512
 
 #if defined(__AVX2__) && defined(__FMA__)

@@ -293,7 +293,7 @@ def main():
     rows = []
     if strata:
         rows.append(("strata_8bit", s8, strata.get("state_bytes_per_param_8bit")))
-        rows.append(("strata_fp32", s32, 8.0))
+        rows.append(("strata_fp32", s32, strata.get("state_bytes_per_param_fp32", 8.0)))
     for name in wanted:
         if name in results:
             rows.append((name, results[name]["params_per_s"], results[name]["state_bytes_per_param"]))
