@@ -168,7 +168,7 @@ void AdamW8BlockScalar(const AdamW8Scalars& s, float* p, const float* g, uint8_t
                        float* va, int64_t len) {
   const float* sb = q8::BookValues(q8::Book::kSigned);
   const float* ub = q8::BookValues(q8::Book::kUnsigned);
-  const q8::FastTable& tm = q8::FastTableFor(q8::Book::kSigned);
+  const q8::FastTable& tm = q8::FastTableFor(q8::Book::kSigned, q8::Encoding::kSignFixup);
   const q8::FastTable& tv = q8::FastTableFor(q8::Book::kUnsigned);
   float mt[q8::kBlock], vt[q8::kBlock];
   float nm = 0.0f, nv = 0.0f;
@@ -184,8 +184,7 @@ void AdamW8BlockScalar(const AdamW8Scalars& s, float* p, const float* g, uint8_t
   *va = nv;
   const float im = q8::InvScaleSafe(nm), iv = q8::InvScaleSafe(nv);
   for (int64_t i = 0; i < len; ++i) {
-    const uint8_t c = q8::EncodeFast(tm, mt[i] * im);
-    mc[i] = (c == q8::kSignedZero && hd_signbit(mt[i])) ? q8::kSignedZero - 1 : c;
+    mc[i] = q8::EncodeFast(tm, mt[i] * im);  // sign fix-up folded into the table
     vc[i] = q8::EncodeFast(tv, vt[i] * iv);
   }
 }

@@ -10,8 +10,8 @@ using V = V8;
 using I = I8;
 inline I load_codes(const uint8_t* p) { return strata::load_codes8(p); }
 inline void store_codes(uint8_t* p, I c) { strata::store_codes8(p, c); }
-inline I encode(const uint32_t* t, V x) { return strata::encode8(t, x); }
-inline I sign_fixup(I c, V s) { return strata::sign_fixup8(c, s); }
+inline I encode_finite(const uint32_t* t, V x) { return strata::encode8_finite(t, x); }
+inline I encode_nonneg(const uint32_t* t, V x) { return strata::encode8_nonneg(t, x); }
 struct BookCtx {
   const float* book;
 };

@@ -10,8 +10,8 @@ using V = V16;
 using I = I16;
 inline I load_codes(const uint8_t* p) { return strata::load_codes16(p); }
 inline void store_codes(uint8_t* p, I c) { strata::store_codes16(p, c); }
-inline I encode(const uint32_t* t, V x) { return strata::encode16(t, x); }
-inline I sign_fixup(I c, V s) { return strata::sign_fixup16(c, s); }
+inline I encode_finite(const uint32_t* t, V x) { return strata::encode16_finite(t, x); }
+inline I encode_nonneg(const uint32_t* t, V x) { return strata::encode16_nonneg(t, x); }
 struct BookCtx {
   const uint8_t (*planes)[256];
 };

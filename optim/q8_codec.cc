@@ -27,46 +27,43 @@ void DequantizeBlockwiseRef(Book book, const uint8_t* codes, const float* absmax
 
 namespace {
 
-float KeyToFloat(int32_t key) {
-  const uint32_t k = static_cast<uint32_t>(key);
-  return std::bit_cast<float>(key >= 0 ? k : (k ^ 0x7fffffffu));
+// The rule a table encodes, at one float.
+uint8_t Rule(const float* book, Encoding enc, float x) {
+  return enc == Encoding::kSignFixup ? EncodeRefFixup(book, x) : EncodeRef(book, x);
 }
 
-// The reference rule as a function of the key; NaN keys (beyond +-inf) count as +-inf so the
-// function is monotone over the whole key range. The fast paths treat NaN apart.
-uint8_t RefAtKey(const float* book, int32_t key) {
-  float f = KeyToFloat(key);
-  if (f != f) f = key >= 0 ? __builtin_inff() : -__builtin_inff();
-  return EncodeRef(book, f);
-}
-
-void BuildFastTable(const float* book, FastTable* t) {
-  for (uint32_t idx = 0; idx < 65536; ++idx) {
-    const int32_t k0 = static_cast<int32_t>((idx ^ 0x8000u) << 16);
-    const int32_t k1 = k0 + 0xffff;
-    const uint8_t c0 = RefAtKey(book, k0), c1 = RefAtKey(book, k1);
-    if (c0 == c1) {
-      t->entry[idx] = (uint32_t{c0} << 24) | 0x10000u;
-      continue;
+void BuildFastTable(const float* book, Encoding enc, FastTable* t) {
+  for (uint32_t neg = 0; neg < 2; ++neg) {
+    for (uint32_t b = FastTable::kLo; b <= FastTable::kHi; ++b) {
+      const uint32_t a0 = b << 16, a1 = a0 | 0xffffu;
+      auto at = [&](uint32_t a) { return Rule(book, enc, std::bit_cast<float>(a | (neg << 31))); };
+      const uint8_t c0 = at(a0), c1 = at(a1);
+      const uint8_t want = static_cast<uint8_t>(neg ? c0 - 1 : c0 + 1);
+      uint32_t entry = (uint32_t{c0} << 24) | 0x10000u;
+      if (c0 != c1) {
+        const bool end_bucket = b == FastTable::kLo || b == FastTable::kHi;
+        if (c1 != want || end_bucket) {
+          std::fprintf(stderr, "strata: code book does not fit the fast encoder (bucket 0x%x)\n", b);
+          std::abort();
+        }
+        uint32_t lo = a0, hi = a1;  // at(lo) == c0, at(hi) == c1
+        while (hi - lo > 1) {
+          const uint32_t mid = lo + (hi - lo) / 2;
+          if (at(mid) == c0) lo = mid; else hi = mid;
+        }
+        entry = (uint32_t{c0} << 24) | (hi & 0xffffu);
+      }
+      t->entry[b - FastTable::kLo + neg * FastTable::kHalf] = entry;
     }
-    if (c1 != c0 + 1) {
-      std::fprintf(stderr, "strata: code book has two decision points in bucket %u\n", idx);
-      std::abort();
-    }
-    int32_t lo = k0, hi = k1;  // RefAtKey(lo) == c0, RefAtKey(hi) == c1
-    while (hi - lo > 1) {
-      const int32_t mid = lo + (hi - lo) / 2;
-      if (RefAtKey(book, mid) == c0) lo = mid; else hi = mid;
-    }
-    t->entry[idx] = (uint32_t{c0} << 24) | static_cast<uint32_t>(hi - k0);
   }
 }
 
 struct FastTables {
-  FastTable t[2];
+  FastTable t[3];  // signed plain, signed with fix-up, unsigned
   FastTables() {
-    BuildFastTable(BookValues(Book::kSigned), &t[0]);
-    BuildFastTable(BookValues(Book::kUnsigned), &t[1]);
+    BuildFastTable(BookValues(Book::kSigned), Encoding::kPlain, &t[0]);
+    BuildFastTable(BookValues(Book::kSigned), Encoding::kSignFixup, &t[1]);
+    BuildFastTable(BookValues(Book::kUnsigned), Encoding::kPlain, &t[2]);
   }
 };
 
@@ -116,9 +113,10 @@ SimdLevel Clamp(SimdLevel level) { return level > SimdLevelSupported() ? SimdLev
 
 }  // namespace
 
-const FastTable& FastTableFor(Book book) {
-  static const FastTables* tables = new FastTables();  // built once (~1 ms), never freed
-  return tables->t[static_cast<int>(book)];
+const FastTable& FastTableFor(Book book, Encoding enc) {
+  static const FastTables* tables = new FastTables();  // built once (well under 1 ms), never freed
+  if (book == Book::kUnsigned) return tables->t[2];  // v is never negative: no fix-up to fold
+  return tables->t[enc == Encoding::kSignFixup ? 1 : 0];
 }
 
 const BookBytePlanes& BytePlanesFor(Book book) {
@@ -136,8 +134,8 @@ const BookBytePlanes& BytePlanesFor(Book book) {
   return planes[static_cast<int>(book)];
 }
 
-void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level) {
-  const FastTable& t = FastTableFor(book);
+void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level, Encoding enc) {
+  const FastTable& t = FastTableFor(book, enc);
   level = Clamp(level);
   const int64_t vec = n / 16 * 16;
   switch (level) {

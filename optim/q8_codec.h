@@ -8,8 +8,8 @@
 // EncodeRef is a 7-step binary search over the sorted book followed by a nearest-of-two choice at
 // the float32 midpoint (a + b) * 0.5f; an exact tie goes to the even index. NaN encodes to 0 (every
 // comparison with NaN is false, so the search walks to the bottom). That function is the oracle:
-// the fast encoders (a 64 Ki-entry bucket table plus one fix-up compare, scalar, AVX2 and AVX-512)
-// are proven equal to it on all 2^32 float32 inputs by tests/optim/q8_exhaustive_test.cc.
+// the fast encoders (a small bucket table plus one compare, scalar, AVX2 and AVX-512) are proven
+// equal to it on all 2^32 float32 inputs by tests/optim/q8_exhaustive_test.cc.
 #pragma once
 
 #include <cmath>
@@ -89,15 +89,42 @@ void DequantizeBlockwiseRef(Book book, const uint8_t* codes, const float* absmax
 
 // ---- Fast encoder ----------------------------------------------------------------------------
 
-// Bucket table for one book: entry[k >> 16] where k is the float's bits mapped to a signed
-// integer that orders like the float value. Each 2^16-key bucket holds at most one decision
-// point (the books' closest decision points are > 88,000 keys apart), so
-//   code = (entry >> 24) + ((k & 0xffff) >= (entry & 0x1ffff))
-// with 0x10000 in the low field meaning "no decision point in this bucket". NaN is handled apart.
+// Which rule a fast table encodes: the codec's plain rule, or the optimizer's rule for m with
+// bitsandbytes' sign fix-up folded in (a negative value never takes the +0 code).
+enum class Encoding : uint8_t { kPlain, kSignFixup };
+
+// Reference of the kSignFixup rule for a non-NaN x (NaN encodes to 0 under both rules).
+STRATA_HD uint8_t EncodeRefFixup(const float* signed_book, float x) {
+  return SignFixup(signed_book, EncodeRef(signed_book, x), x);
+}
+
+// Bucket table for one book and rule, small enough to stay in L1 (23.5 KB). A float's magnitude
+// bits |x| select a bucket of 2^16 consecutive floats (their top 16 bits, clamped to
+// [kLo, kHi]: every float below 2^-23 encodes like 2^-23 and every float above 1 like 1, since no
+// decision point of either book lies outside), in the half of the table for its sign. Each bucket
+// holds at most one decision point (the books' closest two are more than 88,000 floats apart), so
+//   code = (entry >> 24) + ((|x| & 0xffff) >= (entry & 0x1ffff) ? (x < 0 ? -1 : +1) : 0)
+// where the high byte is the code at the bucket's smallest magnitude and the low field is where
+// the code steps (0x10000: nowhere in this bucket). NaN is handled apart (code 0).
 struct FastTable {
-  alignas(64) uint32_t entry[65536];
+  static constexpr uint32_t kLo = 0x3400;  // 2^-23
+  static constexpr uint32_t kHi = 0x3f80;  // 1.0
+  static constexpr uint32_t kHalf = kHi - kLo + 1;
+  alignas(64) uint32_t entry[2 * kHalf];  // [0, kHalf): x >= +0; [kHalf, 2 kHalf): x <= -0
 };
-const FastTable& FastTableFor(Book book);
+const FastTable& FastTableFor(Book book, Encoding enc = Encoding::kPlain);
+
+inline uint8_t EncodeFast(const FastTable& t, float x) {
+  if (x != x) return 0;
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, 4);
+  const uint32_t a = bits & 0x7fffffffu, neg = bits >> 31;
+  uint32_t b = a >> 16;
+  b = b < FastTable::kLo ? FastTable::kLo : (b > FastTable::kHi ? FastTable::kHi : b);
+  const uint32_t e = t.entry[b - FastTable::kLo + neg * FastTable::kHalf];
+  const uint32_t step = (a & 0xffffu) >= (e & 0x1ffffu) ? (neg ? 0xffffffffu : 1u) : 0u;
+  return static_cast<uint8_t>((e >> 24) + step);
+}
 
 // The book's float32 values split into their 4 bytes (plane k holds byte k, little-endian, of
 // every entry): the AVX-512 decoder looks codes up with byte permutes instead of gathers.
@@ -106,24 +133,11 @@ struct BookBytePlanes {
 };
 const BookBytePlanes& BytePlanesFor(Book book);
 
-// Signed-monotone key of a float: orders like the value (with -0 just below +0).
-STRATA_HD int32_t MonotoneKey(uint32_t bits) {
-  return static_cast<int32_t>(bits ^ ((static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31)) & 0x7fffffffu));
-}
-
-inline uint8_t EncodeFast(const FastTable& t, float x) {
-  if (x != x) return 0;
-  uint32_t bits;
-  __builtin_memcpy(&bits, &x, 4);
-  const uint32_t key = static_cast<uint32_t>(MonotoneKey(bits));
-  const uint32_t e = t.entry[(key >> 16) ^ 0x8000u];
-  return static_cast<uint8_t>((e >> 24) + ((key & 0xffffu) >= (e & 0x1ffffu) ? 1u : 0u));
-}
-
 // ---- Arrays, dispatched to the best kernel of this CPU ----------------------------------------
 
 // Encodes n normalized values (already multiplied by the block scale) with the given level.
-void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level = SimdLevelActive());
+void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level = SimdLevelActive(),
+                 Encoding enc = Encoding::kPlain);
 
 // Block-wise quantization / dequantization (the CUDA rule above), multi-threaded when a pool is
 // given. Sizes: codes has x.size() entries, absmax NumBlocks(x.size()).

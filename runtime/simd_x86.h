@@ -53,25 +53,53 @@ inline void store_codes16(uint8_t* p, I16 c) {
 inline V16 gather_book(const float* book, I16 c) { return _mm512_i32gather_ps(c.v, book, 4); }
 inline V16 bitcast_float(I16 c) { return _mm512_castsi512_ps(c.v); }
 
-// The fast encoder on 16 lanes: one gather from the bucket table, one compare, NaN apart.
+// The fast encoder on 16 lanes (see q8::FastTable): one gather from an L1-sized table, one
+// compare; NaN apart.
 inline I16 encode16(const uint32_t* table, V16 x) {
   const __m512i bits = _mm512_castps_si512(x.v);
-  const __m512i key = _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff)));
-  const __m512i idx = _mm512_xor_si512(_mm512_srli_epi32(key, 16), _mm512_set1_epi32(0x8000));
+  const __m512i a = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+  __m512i b = _mm512_max_epu32(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x3400));
+  b = _mm512_min_epu32(b, _mm512_set1_epi32(0x3f80));
+  const __m512i neg = _mm512_srai_epi32(bits, 31);  // -1 for x <= -0
+  const __m512i idx = _mm512_add_epi32(_mm512_sub_epi32(b, _mm512_set1_epi32(0x3400)),
+                                       _mm512_and_si512(neg, _mm512_set1_epi32(0x3f80 - 0x3400 + 1)));
   const __m512i e = _mm512_i32gather_epi32(idx, table, 4);
-  const __m512i flip = _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff));
-  const __m512i low = _mm512_and_si512(key, _mm512_set1_epi32(0xffff));
+  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(a, _mm512_set1_epi32(0xffff)),
+                                               _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff)));
   __m512i code = _mm512_srli_epi32(e, 24);
-  code = _mm512_mask_add_epi32(code, _mm512_cmpge_epi32_mask(low, flip), code, _mm512_set1_epi32(1));
-  code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), _mm512_setzero_si512());
-  return {code};
+  code = _mm512_mask_add_epi32(code, ge, code, _mm512_or_si512(neg, _mm512_set1_epi32(1)));
+  return {_mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), _mm512_setzero_si512())};
 }
-// m's sign fix-up for a non-NaN input: code 127 (+0) with a negative s becomes 126.
-inline I16 sign_fixup16(I16 code, V16 s) {
-  const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(s.v));
-  const __mmask16 zero = _mm512_cmpeq_epi32_mask(code.v, _mm512_set1_epi32(127));
-  return {_mm512_mask_sub_epi32(code.v, neg & zero, code.v, _mm512_set1_epi32(1))};
+// Specialized encoders for the optimizer, where more is known about the input:
+// - encode16_finite: x is never NaN (m: finite moments times a finite scale);
+// - encode16_nonneg: x is +0, positive or NaN, never negative (v); uses the table's first half.
+inline I16 encode16_finite(const uint32_t* table, V16 x) {
+  const __m512i bits = _mm512_castps_si512(x.v);
+  const __m512i a = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+  __m512i b = _mm512_max_epu32(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x3400));
+  b = _mm512_min_epu32(b, _mm512_set1_epi32(0x3f80));
+  const __m512i neg = _mm512_srai_epi32(bits, 31);
+  const __m512i idx = _mm512_add_epi32(b, _mm512_and_si512(neg, _mm512_set1_epi32(0x3f80 - 0x3400 + 1)));
+  // The table starts at bucket 0x3400: the gather's base is moved down instead of idx.
+  const int* base = reinterpret_cast<const int*>(reinterpret_cast<uintptr_t>(table) - 0x3400 * 4);
+  const __m512i e = _mm512_i32gather_epi32(idx, base, 4);
+  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(a, _mm512_set1_epi32(0xffff)),
+                                               _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff)));
+  const __m512i code = _mm512_srli_epi32(e, 24);
+  return {_mm512_mask_add_epi32(code, ge, code, _mm512_or_si512(neg, _mm512_set1_epi32(1)))};
 }
+inline I16 encode16_nonneg(const uint32_t* table, V16 x) {
+  const __m512i bits = _mm512_castps_si512(x.v);
+  __m512i b = _mm512_max_epu32(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x3400));
+  b = _mm512_min_epu32(b, _mm512_set1_epi32(0x3f80));
+  const int* base = reinterpret_cast<const int*>(reinterpret_cast<uintptr_t>(table) - 0x3400 * 4);
+  const __m512i e = _mm512_i32gather_epi32(b, base, 4);
+  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0xffff)),
+                                               _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff)));
+  const __mmask16 ok = _mm512_cmp_ps_mask(x.v, x.v, _CMP_ORD_Q);
+  return {_mm512_maskz_add_epi32(ok, _mm512_srli_epi32(e, 24), _mm512_maskz_set1_epi32(ge, 1))};
+}
+
 #if defined(__AVX512VBMI__)
 // Decodes 64 codes into 64 floats with byte permutes (no gathers): each of the 4 byte planes of
 // the book is 256 bytes = 4 registers, looked up with two 128-entry permutes and a blend on the
@@ -145,24 +173,23 @@ inline V8 gather_book(const float* book, I8 c) { return _mm256_i32gather_ps(book
 
 inline I8 encode8(const uint32_t* table, V8 x) {
   const __m256i bits = _mm256_castps_si256(x.v);
-  const __m256i key = _mm256_xor_si256(bits, _mm256_and_si256(_mm256_srai_epi32(bits, 31), _mm256_set1_epi32(0x7fffffff)));
-  const __m256i idx = _mm256_xor_si256(_mm256_srli_epi32(key, 16), _mm256_set1_epi32(0x8000));
+  const __m256i a = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+  __m256i b = _mm256_max_epu32(_mm256_srli_epi32(a, 16), _mm256_set1_epi32(0x3400));
+  b = _mm256_min_epu32(b, _mm256_set1_epi32(0x3f80));
+  const __m256i neg = _mm256_srai_epi32(bits, 31);
+  const __m256i idx = _mm256_add_epi32(_mm256_sub_epi32(b, _mm256_set1_epi32(0x3400)),
+                                       _mm256_and_si256(neg, _mm256_set1_epi32(0x3f80 - 0x3400 + 1)));
   const __m256i e = _mm256_i32gather_epi32(reinterpret_cast<const int*>(table), idx, 4);
-  const __m256i flip = _mm256_and_si256(e, _mm256_set1_epi32(0x1ffff));
-  const __m256i low = _mm256_and_si256(key, _mm256_set1_epi32(0xffff));
   // low >= flip  <=>  !(flip > low)   (both fit in 17 bits, so signed compares are exact)
-  const __m256i lt = _mm256_cmpgt_epi32(flip, low);
-  // code = base + 1 + lt   (lt is -1 where the fix-up does not apply)
-  __m256i code = _mm256_add_epi32(_mm256_add_epi32(_mm256_srli_epi32(e, 24), lt), _mm256_set1_epi32(1));
+  const __m256i lt = _mm256_cmpgt_epi32(_mm256_and_si256(e, _mm256_set1_epi32(0x1ffff)),
+                                        _mm256_and_si256(a, _mm256_set1_epi32(0xffff)));
+  const __m256i delta = _mm256_or_si256(neg, _mm256_set1_epi32(1));  // -1 or +1
+  const __m256i code = _mm256_add_epi32(_mm256_srli_epi32(e, 24), _mm256_andnot_si256(lt, delta));
   const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q));
-  code = _mm256_andnot_si256(nan, code);
-  return {code};
+  return {_mm256_andnot_si256(nan, code)};
 }
-inline I8 sign_fixup8(I8 code, V8 s) {
-  const __m256i neg = _mm256_srai_epi32(_mm256_castps_si256(s.v), 31);
-  const __m256i zero = _mm256_cmpeq_epi32(code.v, _mm256_set1_epi32(127));
-  return {_mm256_add_epi32(code.v, _mm256_and_si256(neg, zero))};  // -1 where both
-}
+inline I8 encode8_finite(const uint32_t* table, V8 x) { return encode8(table, x); }
+inline I8 encode8_nonneg(const uint32_t* table, V8 x) { return encode8(table, x); }
 #endif  // AVX2
 
 }  // namespace

@@ -6,6 +6,9 @@
 
 #include "bench/optim_bench.h"
 #include "runtime/cpu_features.h"
+#if defined(STRATA_HAVE_CUDA)
+#include "runtime/cuda_device.h"
+#endif
 #include "tools/commands.h"
 
 namespace strata::tools {
@@ -83,7 +86,9 @@ void AddInfoCommand(CLI::App& app, int* exit_code) {
                 std::string(SimdLevelName(SimdLevelSupported())).c_str(),
                 std::string(SimdLevelName(SimdLevelActive())).c_str());
 #if defined(STRATA_HAVE_CUDA)
-    std::printf("  CUDA kernels: compiled in\n");
+    auto dev = cuda::DeviceDescription();
+    std::printf("  CUDA kernels: compiled in; device: %s\n",
+                dev.ok() ? dev->c_str() : dev.status().message().c_str());
 #else
     std::printf("  CUDA kernels: not compiled (no nvcc at build time)\n");
 #endif

@@ -18,7 +18,7 @@ for each peer that runs here:
 Each peer runs in its own subprocess (memory is returned between peers, and a
 crash, a failed build or a hang only costs that peer, with the reason reported).
 The script also runs `strata bench optim --params N --threads T --json FILE`
-(binary from --strata, $STRATA_BIN, or build/tools/strata) and prints one
+(binary from --strata, $STRATA_BIN, or build/strata) and prints one
 table with params/s and the ratios strata-8bit/row and strata-fp32/row.
 
 All hyperparameters are the same for every implementation: lr 1e-3,
@@ -236,7 +236,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads, OMP_NUM_THREADS)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps")
-    ap.add_argument("--strata", default=None, help="strata binary (default $STRATA_BIN or build/tools/strata)")
+    ap.add_argument("--strata", default=None, help="strata binary (default $STRATA_BIN or build/strata)")
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of: " + ",".join(PEERS))
     ap.add_argument("--timeout", type=int, default=900,
