@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <random>
+#include <string>
 
 #include "optim/adamw.h"
 #include "runtime/thread_pool.h"
@@ -13,9 +16,18 @@ namespace strata::optim {
 namespace {
 
 // Trains params with either fp32 AdamW or AdamW8bitState; grad_fn fills grads and returns the loss.
+// With STRATA_TRAINING_CSV=FILE set, every loss is appended to FILE as "run,optimizer,step,loss"
+// (docs/EXPERIMENTS.md plots them).
+void RecordLoss(const std::string& run, bool eight_bit, int step, double loss) {
+  const char* path = std::getenv("STRATA_TRAINING_CSV");
+  if (!path || !*path) return;
+  std::ofstream(path, std::ios::app) << run << "," << (eight_bit ? "8-bit" : "fp32") << "," << step << "," << loss
+                                     << "\n";
+}
+
 template <class GradFn>
-double Train(bool eight_bit, std::vector<std::vector<float>> params, const AdamWConfig& cfg, int steps,
-             GradFn grad_fn, int tail = 50, bool cosine = false) {
+double Train(const std::string& run, bool eight_bit, std::vector<std::vector<float>> params, const AdamWConfig& cfg,
+             int steps, GradFn grad_fn, int tail = 50, bool cosine = false) {
   std::vector<std::vector<float>> grads, m, v;
   std::vector<AdamW8bitState> states;
   for (auto& p : params) {
@@ -27,6 +39,7 @@ double Train(bool eight_bit, std::vector<std::vector<float>> params, const AdamW
   double tail_sum = 0.0;
   for (int step = 1; step <= steps; ++step) {
     const double loss = grad_fn(params, grads, step);
+    RecordLoss(run, eight_bit, step, loss);
     if (step > steps - tail) tail_sum += loss;
     AdamWConfig c = cfg;
     if (cosine) c.lr = cfg.lr * 0.5 * (1.0 + std::cos(M_PI * (step - 1) / steps));
@@ -68,8 +81,8 @@ TEST(Training, EightBitTracksFp32OnANoisyQuadratic) {
   std::vector<std::vector<float>> p0 = {theta0};
   std::vector<std::vector<float>> g0 = {std::vector<float>(n)};
   const double initial = grad_fn(p0, g0, 0);
-  const double fp32 = Train(false, p0, cfg, 500, grad_fn);
-  const double q8 = Train(true, p0, cfg, 500, grad_fn);
+  const double fp32 = Train("noisy_quadratic", false, p0, cfg, 500, grad_fn);
+  const double q8 = Train("noisy_quadratic", true, p0, cfg, 500, grad_fn);
   std::printf("  noisy quadratic: initial loss %.5f, fp32 AdamW %.6f, 8-bit AdamW %.6f (%+.3f%%)\n", initial, fp32,
               q8, 100.0 * (q8 - fp32) / fp32);
   EXPECT_LT(fp32, initial / 10) << "the optimizer should make real progress";
@@ -133,8 +146,8 @@ TEST(Training, EightBitTracksFp32OnASmallMlp) {
   std::vector<std::vector<float>> g0 = {std::vector<float>(hidden * din), std::vector<float>(hidden),
                                         std::vector<float>(hidden), std::vector<float>(1)};
   const double initial = grad_fn(p0, g0, 0);
-  const double fp32 = Train(false, p0, cfg, 150, grad_fn, 10, true);
-  const double q8 = Train(true, p0, cfg, 150, grad_fn, 10, true);
+  const double fp32 = Train("mlp", false, p0, cfg, 150, grad_fn, 10, true);
+  const double q8 = Train("mlp", true, p0, cfg, 150, grad_fn, 10, true);
   std::printf("  mlp: initial loss %.5f, fp32 AdamW %.6f, 8-bit AdamW %.6f (%+.3f%%)\n", initial, fp32, q8,
               100.0 * (q8 - fp32) / fp32);
   EXPECT_LT(fp32, initial / 5) << "the optimizer should make real progress";
