@@ -1,5 +1,6 @@
 #include "optim/q8_codec.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <string>
@@ -33,16 +34,16 @@ uint8_t Rule(const float* book, Encoding enc, float x) {
 }
 
 void BuildFastTable(const float* book, Encoding enc, FastTable* t) {
+  std::fill(std::begin(t->entry), std::end(t->entry), 0u);
   for (uint32_t neg = 0; neg < 2; ++neg) {
-    for (uint32_t b = FastTable::kLo; b <= FastTable::kHi; ++b) {
+    for (uint32_t b = 0; b <= FastTable::kHi; ++b) {
       const uint32_t a0 = b << 16, a1 = a0 | 0xffffu;
       auto at = [&](uint32_t a) { return Rule(book, enc, std::bit_cast<float>(a | (neg << 31))); };
       const uint8_t c0 = at(a0), c1 = at(a1);
-      const uint8_t want = static_cast<uint8_t>(neg ? c0 - 1 : c0 + 1);
-      uint32_t entry = (uint32_t{c0} << 24) | 0x10000u;
+      uint32_t entry = (uint32_t{c0} << 24) | (uint32_t{c0} << 16);  // no decision point
       if (c0 != c1) {
-        const bool end_bucket = b == FastTable::kLo || b == FastTable::kHi;
-        if (c1 != want || end_bucket) {
+        const uint8_t want = static_cast<uint8_t>(neg ? c0 - 1 : c0 + 1);
+        if (c1 != want || b == FastTable::kHi) {
           std::fprintf(stderr, "strata: code book does not fit the fast encoder (bucket 0x%x)\n", b);
           std::abort();
         }
@@ -51,9 +52,9 @@ void BuildFastTable(const float* book, Encoding enc, FastTable* t) {
           const uint32_t mid = lo + (hi - lo) / 2;
           if (at(mid) == c0) lo = mid; else hi = mid;
         }
-        entry = (uint32_t{c0} << 24) | (hi & 0xffffu);
+        entry = (uint32_t{c0} << 24) | (uint32_t{c1} << 16) | (hi & 0xffffu);  // hi > a0: never 0
       }
-      t->entry[b - FastTable::kLo + neg * FastTable::kHalf] = entry;
+      t->entry[b | (neg ? FastTable::kNegBit : 0u)] = entry;
     }
   }
 }

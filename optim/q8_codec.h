@@ -98,19 +98,21 @@ STRATA_HD uint8_t EncodeRefFixup(const float* signed_book, float x) {
   return SignFixup(signed_book, EncodeRef(signed_book, x), x);
 }
 
-// Bucket table for one book and rule, small enough to stay in L1 (23.5 KB). A float's magnitude
-// bits |x| select a bucket of 2^16 consecutive floats (their top 16 bits, clamped to
-// [kLo, kHi]: every float below 2^-23 encodes like 2^-23 and every float above 1 like 1, since no
-// decision point of either book lies outside), in the half of the table for its sign. Each bucket
-// holds at most one decision point (the books' closest two are more than 88,000 floats apart), so
-//   code = (entry >> 24) + ((|x| & 0xffff) >= (entry & 0x1ffff) ? (x < 0 ? -1 : +1) : 0)
-// where the high byte is the code at the bucket's smallest magnitude and the low field is where
-// the code steps (0x10000: nowhere in this bucket). NaN is handled apart (code 0).
+// Bucket table for one book and rule. A float's magnitude bits |x| select a bucket of 2^16
+// consecutive floats (their top 16 bits, clamped to kHi: every float above 1 encodes like 1, as no
+// decision point of either book lies beyond), in the half of the table for its sign (bit 14 of the
+// index). Each bucket holds at most one decision point (the books' closest two are more than
+// 88,000 floats apart), so an entry packs
+//   bits 31..24: c0, the code at the bucket's smallest magnitude
+//   bits 23..16: c1, the code past the decision point (c0 when there is none)
+//   bits 15..0:  the low 16 bits of |x| where c1 starts (0 when there is none)
+// and code = (|x| & 0xffff) >= (entry & 0xffff) ? c1 : c0. One lookup and one compare; NaN is
+// handled apart (code 0). The hot part of the table (|x| from 2^-23 to 1, what normalized state
+// mostly holds) is 2 x 12 KB.
 struct FastTable {
-  static constexpr uint32_t kLo = 0x3400;  // 2^-23
-  static constexpr uint32_t kHi = 0x3f80;  // 1.0
-  static constexpr uint32_t kHalf = kHi - kLo + 1;
-  alignas(64) uint32_t entry[2 * kHalf];  // [0, kHalf): x >= +0; [kHalf, 2 kHalf): x <= -0
+  static constexpr uint32_t kHi = 0x3f80;      // the bucket of 1.0
+  static constexpr uint32_t kNegBit = 0x4000;  // index bit of the negative half
+  alignas(64) uint32_t entry[kNegBit + kHi + 1];
 };
 const FastTable& FastTableFor(Book book, Encoding enc = Encoding::kPlain);
 
@@ -118,12 +120,10 @@ inline uint8_t EncodeFast(const FastTable& t, float x) {
   if (x != x) return 0;
   uint32_t bits;
   __builtin_memcpy(&bits, &x, 4);
-  const uint32_t a = bits & 0x7fffffffu, neg = bits >> 31;
-  uint32_t b = a >> 16;
-  b = b < FastTable::kLo ? FastTable::kLo : (b > FastTable::kHi ? FastTable::kHi : b);
-  const uint32_t e = t.entry[b - FastTable::kLo + neg * FastTable::kHalf];
-  const uint32_t step = (a & 0xffffu) >= (e & 0x1ffffu) ? (neg ? 0xffffffffu : 1u) : 0u;
-  return static_cast<uint8_t>((e >> 24) + step);
+  const uint32_t a = bits & 0x7fffffffu;
+  const uint32_t b = (a >> 16) < FastTable::kHi ? (a >> 16) : FastTable::kHi;
+  const uint32_t e = t.entry[b | ((bits >> 17) & FastTable::kNegBit)];
+  return static_cast<uint8_t>((a & 0xffffu) >= (e & 0xffffu) ? e >> 16 : e >> 24);
 }
 
 // The book's float32 values split into their 4 bytes (plane k holds byte k, little-endian, of

@@ -53,51 +53,38 @@ inline void store_codes16(uint8_t* p, I16 c) {
 inline V16 gather_book(const float* book, I16 c) { return _mm512_i32gather_ps(c.v, book, 4); }
 inline V16 bitcast_float(I16 c) { return _mm512_castsi512_ps(c.v); }
 
-// The fast encoder on 16 lanes (see q8::FastTable): one gather from an L1-sized table, one
-// compare; NaN apart.
+// The fast encoders on 16 lanes (see q8::FastTable): one gather, one compare.
+// code = |x| low bits >= entry low bits ? c1 : c0, where c1 sits in bits 23..16 of the entry and c0
+// in bits 31..24; vpmovdb keeps the low byte, so a masked shift picks the code.
+inline __m512i fast_index16(__m512i bits, __m512i a) {
+  const __m512i b = _mm512_min_epu32(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x3f80));
+  // b | (sign moved to bit 14): ternary logic A | (B & C) is 0xf8.
+  return _mm512_ternarylogic_epi32(b, _mm512_srli_epi32(bits, 17), _mm512_set1_epi32(0x4000), 0xf8);
+}
+inline __m512i fast_pick16(__m512i e, __m512i a) {
+  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(a, _mm512_set1_epi32(0xffff)),
+                                               _mm512_and_si512(e, _mm512_set1_epi32(0xffff)));
+  return _mm512_mask_srli_epi32(_mm512_srli_epi32(e, 24), ge, e, 16);
+}
+// Any input (the codec).
 inline I16 encode16(const uint32_t* table, V16 x) {
   const __m512i bits = _mm512_castps_si512(x.v);
   const __m512i a = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
-  __m512i b = _mm512_max_epu32(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x3400));
-  b = _mm512_min_epu32(b, _mm512_set1_epi32(0x3f80));
-  const __m512i neg = _mm512_srai_epi32(bits, 31);  // -1 for x <= -0
-  const __m512i idx = _mm512_add_epi32(_mm512_sub_epi32(b, _mm512_set1_epi32(0x3400)),
-                                       _mm512_and_si512(neg, _mm512_set1_epi32(0x3f80 - 0x3400 + 1)));
-  const __m512i e = _mm512_i32gather_epi32(idx, table, 4);
-  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(a, _mm512_set1_epi32(0xffff)),
-                                               _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff)));
-  __m512i code = _mm512_srli_epi32(e, 24);
-  code = _mm512_mask_add_epi32(code, ge, code, _mm512_or_si512(neg, _mm512_set1_epi32(1)));
-  return {_mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), _mm512_setzero_si512())};
+  const __m512i e = _mm512_i32gather_epi32(fast_index16(bits, a), table, 4);
+  return {_mm512_mask_mov_epi32(fast_pick16(e, a), _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), _mm512_setzero_si512())};
 }
-// Specialized encoders for the optimizer, where more is known about the input:
-// - encode16_finite: x is never NaN (m: finite moments times a finite scale);
-// - encode16_nonneg: x is +0, positive or NaN, never negative (v); uses the table's first half.
+// x never NaN (the optimizer's m: finite moments times a finite scale).
 inline I16 encode16_finite(const uint32_t* table, V16 x) {
   const __m512i bits = _mm512_castps_si512(x.v);
   const __m512i a = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
-  __m512i b = _mm512_max_epu32(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x3400));
-  b = _mm512_min_epu32(b, _mm512_set1_epi32(0x3f80));
-  const __m512i neg = _mm512_srai_epi32(bits, 31);
-  const __m512i idx = _mm512_add_epi32(b, _mm512_and_si512(neg, _mm512_set1_epi32(0x3f80 - 0x3400 + 1)));
-  // The table starts at bucket 0x3400: the gather's base is moved down instead of idx.
-  const int* base = reinterpret_cast<const int*>(reinterpret_cast<uintptr_t>(table) - 0x3400 * 4);
-  const __m512i e = _mm512_i32gather_epi32(idx, base, 4);
-  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(a, _mm512_set1_epi32(0xffff)),
-                                               _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff)));
-  const __m512i code = _mm512_srli_epi32(e, 24);
-  return {_mm512_mask_add_epi32(code, ge, code, _mm512_or_si512(neg, _mm512_set1_epi32(1)))};
+  return {fast_pick16(_mm512_i32gather_epi32(fast_index16(bits, a), table, 4), a)};
 }
+// x is +0, positive or NaN (the optimizer's v): the positive half of the table, NaN apart.
 inline I16 encode16_nonneg(const uint32_t* table, V16 x) {
   const __m512i bits = _mm512_castps_si512(x.v);
-  __m512i b = _mm512_max_epu32(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x3400));
-  b = _mm512_min_epu32(b, _mm512_set1_epi32(0x3f80));
-  const int* base = reinterpret_cast<const int*>(reinterpret_cast<uintptr_t>(table) - 0x3400 * 4);
-  const __m512i e = _mm512_i32gather_epi32(b, base, 4);
-  const __mmask16 ge = _mm512_cmpge_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0xffff)),
-                                               _mm512_and_si512(e, _mm512_set1_epi32(0x1ffff)));
-  const __mmask16 ok = _mm512_cmp_ps_mask(x.v, x.v, _CMP_ORD_Q);
-  return {_mm512_maskz_add_epi32(ok, _mm512_srli_epi32(e, 24), _mm512_maskz_set1_epi32(ge, 1))};
+  const __m512i b = _mm512_min_epu32(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x3f80));
+  const __m512i code = fast_pick16(_mm512_i32gather_epi32(b, table, 4), bits);
+  return {_mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(x.v, x.v, _CMP_ORD_Q), code)};
 }
 
 #if defined(__AVX512VBMI__)
@@ -174,17 +161,14 @@ inline V8 gather_book(const float* book, I8 c) { return _mm256_i32gather_ps(book
 inline I8 encode8(const uint32_t* table, V8 x) {
   const __m256i bits = _mm256_castps_si256(x.v);
   const __m256i a = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
-  __m256i b = _mm256_max_epu32(_mm256_srli_epi32(a, 16), _mm256_set1_epi32(0x3400));
-  b = _mm256_min_epu32(b, _mm256_set1_epi32(0x3f80));
-  const __m256i neg = _mm256_srai_epi32(bits, 31);
-  const __m256i idx = _mm256_add_epi32(_mm256_sub_epi32(b, _mm256_set1_epi32(0x3400)),
-                                       _mm256_and_si256(neg, _mm256_set1_epi32(0x3f80 - 0x3400 + 1)));
+  const __m256i b = _mm256_min_epu32(_mm256_srli_epi32(a, 16), _mm256_set1_epi32(0x3f80));
+  const __m256i idx = _mm256_or_si256(b, _mm256_and_si256(_mm256_srli_epi32(bits, 17), _mm256_set1_epi32(0x4000)));
   const __m256i e = _mm256_i32gather_epi32(reinterpret_cast<const int*>(table), idx, 4);
-  // low >= flip  <=>  !(flip > low)   (both fit in 17 bits, so signed compares are exact)
-  const __m256i lt = _mm256_cmpgt_epi32(_mm256_and_si256(e, _mm256_set1_epi32(0x1ffff)),
+  // flip > low (both 16-bit, so signed compares are exact): keep c0, else c1.
+  const __m256i lt = _mm256_cmpgt_epi32(_mm256_and_si256(e, _mm256_set1_epi32(0xffff)),
                                         _mm256_and_si256(a, _mm256_set1_epi32(0xffff)));
-  const __m256i delta = _mm256_or_si256(neg, _mm256_set1_epi32(1));  // -1 or +1
-  const __m256i code = _mm256_add_epi32(_mm256_srli_epi32(e, 24), _mm256_andnot_si256(lt, delta));
+  const __m256i code = _mm256_and_si256(_mm256_blendv_epi8(_mm256_srli_epi32(e, 16), _mm256_srli_epi32(e, 24), lt),
+                                        _mm256_set1_epi32(0xff));
   const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q));
   return {_mm256_andnot_si256(nan, code)};
 }
