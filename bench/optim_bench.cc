@@ -78,6 +78,17 @@ std::string CpuModel() {
   return "unknown";
 }
 
+// MemAvailable from /proc/meminfo, in bytes (0 when unknown).
+double MemAvailableBytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024.0;
+  return 0;
+}
+
 std::string Today() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -93,6 +104,15 @@ Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
   if (opt.warmup < 0) return Status::InvalidArgument("--warmup must be >= 0 (got " + std::to_string(opt.warmup) + ")");
   if (opt.threads < 0) return Status::InvalidArgument("--threads must be >= 0 (got " + std::to_string(opt.threads) + ")");
   const int64_t n = opt.params;
+  // Memory is a budget: say what the run needs and refuse up front if the machine has less.
+  const int64_t tn_need = std::max<int64_t>(n, int64_t{1} << 26);
+  const double need = tn_need * 12.0 + n * 16.0 + n * 6.0 + q8::NumBlocks(n) * 8.0;
+  if (const double avail = MemAvailableBytes(); avail > 0 && need > 0.9 * avail) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "--params %lld needs %.2f GiB, but only %.2f GiB is available; use fewer params",
+                  static_cast<long long>(n), need / (1 << 30), avail / (1 << 30));
+    return Status::OutOfMemory(buf);
+  }
   ThreadPool pool(opt.threads);
   auto say = [&](const char* fmt, auto... args) {
     if (opt.verbose) {

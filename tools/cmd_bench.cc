@@ -52,6 +52,21 @@ int RunBenchOptim(BenchOptimFlags& f) {
   return 0;
 }
 
+// "--params 0" -> "--params: must be an integer >= 1 (got 0)"
+CLI::Validator AtLeast(long long lo) {
+  return CLI::Validator(
+      [lo](std::string& in) -> std::string {
+        try {
+          size_t used = 0;
+          const long long v = std::stoll(in, &used);
+          if (used == in.size() && v >= lo) return {};
+        } catch (const std::exception&) {
+        }
+        return "must be an integer >= " + std::to_string(lo) + " (got " + in + ")";
+      },
+      "INT>=" + std::to_string(lo));
+}
+
 }  // namespace
 
 void AddBenchCommand(CLI::App& app, int* exit_code) {
@@ -63,14 +78,14 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       "fp32 AdamW and 8-bit AdamW steps over N parameters, with the memory bandwidth (triad)\n"
       "measured in the same run, and each result as a fraction of its memory roofline.\n"
       "Example: strata bench optim --params 100000000 --threads 2 --json optim.json");
-  optim->add_option("--params", flags->opt.params, "Number of parameters (fp32 needs 16 bytes each)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+  optim->add_option("--params", flags->opt.params, "Number of parameters (the run needs about 34 bytes of memory per parameter; checked up front)")
+      ->capture_default_str()->check(AtLeast(1));
   optim->add_option("--threads", flags->opt.threads, "CPU threads (0: all hardware threads)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(AtLeast(0));
   optim->add_option("--steps", flags->opt.steps, "Timed steps; the median is reported")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(AtLeast(1));
   optim->add_option("--warmup", flags->opt.warmup, "Untimed steps before timing")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(AtLeast(0));
   optim->add_option("--simd", flags->simd, "Cap the kernels: scalar, avx2 or avx512 (default: best available)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
   optim->add_option("--json", flags->json_path, "Also write the figures to this JSON file");
