@@ -102,10 +102,11 @@ Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
   if (opt.params < 1) return Status::InvalidArgument("--params must be >= 1 (got " + std::to_string(opt.params) + ")");
   if (opt.steps < 1) return Status::InvalidArgument("--steps must be >= 1 (got " + std::to_string(opt.steps) + ")");
   if (opt.warmup < 0) return Status::InvalidArgument("--warmup must be >= 0 (got " + std::to_string(opt.warmup) + ")");
+  if (opt.triad_min_elems < 1) return Status::InvalidArgument("triad_min_elems must be >= 1");
   if (opt.threads < 0) return Status::InvalidArgument("--threads must be >= 0 (got " + std::to_string(opt.threads) + ")");
   const int64_t n = opt.params;
   // Memory is a budget: say what the run needs and refuse up front if the machine has less.
-  const int64_t tn_need = std::max<int64_t>(n, int64_t{1} << 26);
+  const int64_t tn_need = std::max<int64_t>(n, opt.triad_min_elems);
   const double need = tn_need * 12.0 + n * 16.0 + n * 6.0 + q8::NumBlocks(n) * 8.0;
   if (const double avail = MemAvailableBytes(); avail > 0 && need > 0.9 * avail) {
     char buf[256];
@@ -126,7 +127,7 @@ Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
 
   const double gib = 1024.0 * 1024.0 * 1024.0;
   say("  memory: %.2f GiB (triad %.2f, fp32 AdamW %.2f, 8-bit AdamW %.2f)\n",
-      (std::max<int64_t>(n, int64_t{1} << 26) * 12.0 + n * 16.0 + n * 6.0) / gib, std::max<int64_t>(n, int64_t{1} << 26) * 12.0 / gib,
+      (std::max<int64_t>(n, opt.triad_min_elems) * 12.0 + n * 16.0 + n * 6.0) / gib, std::max<int64_t>(n, opt.triad_min_elems) * 12.0 / gib,
       n * 16.0 / gib, n * 6.0 / gib);
 
   nlohmann::json r;
@@ -140,7 +141,7 @@ Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
 
   // All three measurements run interleaved, one of each per round, so a noisy neighbour or a
   // frequency change hits them alike; each figure is the median over the timed rounds.
-  const int64_t tn = std::max<int64_t>(n, int64_t{1} << 26);
+  const int64_t tn = std::max<int64_t>(n, opt.triad_min_elems);
   Buffer<float> ta(tn), tb(tn), tc(tn);
   FillConst(pool, ta.data, tn, 0.0f);
   FillConst(pool, tb.data, tn, 1.0f);

@@ -20,6 +20,7 @@ struct OptimBenchOptions {
   int warmup = 3;   // untimed steps first
   SimdLevel simd = SimdLevelActive();
   bool verbose = true;  // progress on stderr
+  int64_t triad_min_elems = int64_t{1} << 26;  // the triad streams at least this many floats (768 MB)
 };
 
 // Runs the benchmark and returns its figures (keys listed in docs/PERFORMANCE.md).
