@@ -78,6 +78,21 @@ std::string CpuModel() {
   return "unknown";
 }
 
+// Size of the last-level cache in bytes (0 when unknown), from sysfs.
+double LastLevelCacheBytes() {
+  double best = 0;
+  for (int i = 0; i < 8; ++i) {
+    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
+    std::string v;
+    if (!(f >> v) || v.empty()) continue;
+    double x = std::atof(v.c_str());
+    if (v.back() == 'K') x *= 1024;
+    if (v.back() == 'M') x *= 1024 * 1024;
+    best = std::max(best, x);
+  }
+  return best;
+}
+
 // MemAvailable from /proc/meminfo, in bytes (0 when unknown).
 double MemAvailableBytes() {
   std::ifstream f("/proc/meminfo");
@@ -138,6 +153,7 @@ Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
   r["simd"] = std::string(SimdLevelName(simd));
   r["steps"] = opt.steps;
   r["warmup"] = opt.warmup;
+  r["llc_bytes"] = LastLevelCacheBytes();
 
   // All three measurements run interleaved, one of each per round, so a noisy neighbour or a
   // frequency change hits them alike; each figure is the median over the timed rounds.
@@ -235,7 +251,13 @@ std::string FormatOptimBench(const nlohmann::json& r) {
                 r["adamw8bit_bytes_per_param"].get<double>(), 100 * r["adamw8bit_roofline_fraction"].get<double>(),
                 r["adamw8bit_over_fp32"].get<double>(), r["state_bytes_per_param_fp32"].get<double>(),
                 r["state_bytes_per_param_8bit"].get<double>());
-  return buf;
+  std::string out = buf;
+  const double llc = r.value("llc_bytes", 0.0);
+  if (llc > 0 && r["params"].get<int64_t>() * 16.0 < 4 * llc)
+    out += "  note: fp32 state (" + std::to_string(r["params"].get<int64_t>() * 16 / (1 << 20)) +
+           " MiB) is within 4x of the " + std::to_string(static_cast<int64_t>(llc) / (1 << 20)) +
+           " MiB last-level cache: figures\n  partly measure the cache; use a larger --params for memory-bound figures\n";
+  return out;
 }
 
 }  // namespace strata::bench
