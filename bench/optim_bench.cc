@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <system_error>
 #include <vector>
 
 #include "optim/adamw.h"
@@ -113,11 +114,31 @@ std::string Today() {
 
 }  // namespace
 
+namespace {
+Result<nlohmann::json> RunOptimBenchUnchecked(const OptimBenchOptions& opt);
+}
+
+// Allocation and thread start-up failures become Status values, never escaping exceptions.
 Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
+  try {
+    return RunOptimBenchUnchecked(opt);
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory("--params " + std::to_string(opt.params) + ": could not allocate the benchmark's memory");
+  } catch (const std::system_error& e) {
+    return Status::Unavailable("--threads " + std::to_string(opt.threads) + ": cannot start the threads (" +
+                               e.what() + ")");
+  }
+}
+
+namespace {
+Result<nlohmann::json> RunOptimBenchUnchecked(const OptimBenchOptions& opt) {
   if (opt.params < 1) return Status::InvalidArgument("--params must be >= 1 (got " + std::to_string(opt.params) + ")");
   if (opt.steps < 1) return Status::InvalidArgument("--steps must be >= 1 (got " + std::to_string(opt.steps) + ")");
   if (opt.warmup < 0) return Status::InvalidArgument("--warmup must be >= 0 (got " + std::to_string(opt.warmup) + ")");
-  if (opt.triad_min_elems < 1) return Status::InvalidArgument("triad_min_elems must be >= 1");
+  if (opt.triad_min_elems < 1)
+    return Status::InvalidArgument("triad_min_elems must be >= 1 (got " + std::to_string(opt.triad_min_elems) + ")");
+  if (opt.threads > 1024)
+    return Status::InvalidArgument("--threads must be <= 1024 (got " + std::to_string(opt.threads) + ")");
   if (opt.threads < 0) return Status::InvalidArgument("--threads must be >= 0 (got " + std::to_string(opt.threads) + ")");
   const int64_t n = opt.params;
   // Memory is a budget: say what the run needs and refuse up front if the machine has less.
@@ -230,6 +251,7 @@ Result<nlohmann::json> RunOptimBench(const OptimBenchOptions& opt) {
   r["adamw8bit_over_fp32"] = r["adamw8bit_params_per_s"].get<double>() / r["adamw_fp32_params_per_s"].get<double>();
   return r;
 }
+}  // namespace
 
 std::string FormatOptimBench(const nlohmann::json& r) {
   char buf[2048];

@@ -1,7 +1,9 @@
 #include "optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "optim/q8_codec.h"
@@ -105,17 +107,18 @@ void AdamW8bitStepRef(const AdamWConfig& cfg, int64_t step, float* p, const floa
   const float* sb = q8::BookValues(q8::Book::kSigned);
   const float* ub = q8::BookValues(q8::Book::kUnsigned);
   std::vector<float> s1(q8::kBlock), s2(q8::kBlock);
+  std::vector<char> skip(q8::kBlock);
   for (int64_t start = 0, blk = 0; start < n; start += q8::kBlock, ++blk) {
     const int64_t len = std::min<int64_t>(q8::kBlock, n - start);
     float new_max1 = 0.0f, new_max2 = 0.0f;
     for (int64_t j = 0; j < len; ++j) {
       const int64_t i = start + j;
-      if (std::isfinite(g[i])) {
-        s2[j] = ub[v_codes[i]] * v_absmax[blk];
-        s2[j] = s2[j] * s.beta2 + s.one_minus_beta2 * g[i] * g[i];
-        s1[j] = sb[m_codes[i]] * m_absmax[blk];
-        s1[j] = s1[j] * s.beta1 + s.one_minus_beta1 * g[i];
-      } else {
+      s2[j] = ub[v_codes[i]] * v_absmax[blk];
+      s2[j] = s2[j] * s.beta2 + s.one_minus_beta2 * g[i] * g[i];
+      s1[j] = sb[m_codes[i]] * m_absmax[blk];
+      s1[j] = s1[j] * s.beta1 + s.one_minus_beta1 * g[i];
+      skip[j] = !(std::isfinite(g[i]) && std::isfinite(s2[j]));  // non-finite g, or g*g overflowed
+      if (skip[j]) {
         s1[j] = 0.0f;
         s2[j] = 0.0f;
       }
@@ -126,13 +129,14 @@ void AdamW8bitStepRef(const AdamWConfig& cfg, int64_t step, float* p, const floa
     v_absmax[blk] = new_max2;
     for (int64_t j = 0; j < len; ++j) {
       const int64_t i = start + j;
-      if (std::isfinite(g[i])) {
+      if (!skip[j]) {
         p[i] = p[i] + s.step_size * (s1[j] / (std::sqrt(s2[j]) + s.eps_hat));
         p[i] = p[i] * s.decay;
       }
     }
-    const float inv1 = new_max1 > 0.0f ? 1.0f / new_max1 : 0.0f;
-    const float inv2 = new_max2 > 0.0f ? 1.0f / new_max2 : 0.0f;
+    // Scale by 1 / absmax, or 0 for an all-zero block, or FLT_MAX where 1 / absmax overflows.
+    const float inv1 = new_max1 > 0.0f ? std::min(1.0f / new_max1, std::numeric_limits<float>::max()) : 0.0f;
+    const float inv2 = new_max2 > 0.0f ? std::min(1.0f / new_max2, std::numeric_limits<float>::max()) : 0.0f;
     for (int64_t j = 0; j < len; ++j) {
       const int64_t i = start + j;
       uint8_t c1 = q8::EncodeRef(sb, s1[j] * inv1);
@@ -236,10 +240,12 @@ Status AdamW8bitStep(const AdamWConfig& cfg, int64_t step, std::span<float> para
   STRATA_RETURN_IF_ERROR(CheckSameLength("grad", grad.size(), n));
   STRATA_RETURN_IF_ERROR(CheckSameLength("m_codes", st.m_codes.size(), n));
   STRATA_RETURN_IF_ERROR(CheckSameLength("v_codes", st.v_codes.size(), n));
-  if (st.m_absmax.size() != nb || st.v_absmax.size() != nb)
-    return Status::InvalidArgument("m_absmax/v_absmax: " + std::to_string(st.m_absmax.size()) + "/" +
-                                   std::to_string(st.v_absmax.size()) + " blocks, want " + std::to_string(nb) +
-                                   " (one per 256 values)");
+  if (st.m_absmax.size() != nb)
+    return Status::InvalidArgument("m_absmax: " + std::to_string(st.m_absmax.size()) + " blocks, want " +
+                                   std::to_string(nb) + " (one per 256 values)");
+  if (st.v_absmax.size() != nb)
+    return Status::InvalidArgument("v_absmax: " + std::to_string(st.v_absmax.size()) + " blocks, want " +
+                                   std::to_string(nb) + " (one per 256 values)");
   const AdamW8Scalars s = MakeAdamW8Scalars(cfg, step);
   level = Clamp(level);
   auto run = [&](int64_t b, int64_t e) {

@@ -64,9 +64,12 @@ STRATA_HD void AdamWUpdate(F& p, F g, F& m, F& v, const AdamWScalars& s) {
 }
 
 // ---- 8-bit AdamW, bitsandbytes' blockwise kernel order of operations ------------------------
-//   if g is finite:  m = m*beta1 + (1-beta1)*g ;  v = v*beta2 + (1-beta2)*g*g
-//                    p = (p + step_size * m / (sqrt(v) + eps*c2)) * (1 - lr*wd)
-//   else:            m = v = 0, p unchanged
+//   m1 = m*beta1 + (1-beta1)*g ;  v1 = v*beta2 + (1-beta2)*g*g
+//   if g and v1 are finite:  m = m1, v = v1, p = (p + step_size * m1 / (sqrt(v1) + eps*c2)) * (1 - lr*wd)
+//   else:                    m = v = 0, p unchanged
+// (bitsandbytes tests g only; a finite g whose square overflows would make its block's v absmax
+// infinite and every value of the block NaN from the next step on. strata treats it like a
+// non-finite gradient instead. docs/formats/q8-blocks.md lists every difference.)
 // with c2 = sqrt(1 - beta2^step), step_size = -lr * c2 / (1 - beta1^step). m and v are decoded
 // from their 8-bit blocks before and re-encoded after, with absmax recomputed every step.
 struct AdamW8Scalars {
@@ -80,9 +83,9 @@ AdamW8Scalars MakeAdamW8Scalars(const AdamWConfig& cfg, int64_t step);
 
 template <class F>
 STRATA_HD void AdamW8Update(F& p, F g, F& m, F& v, const AdamW8Scalars& s) {
-  const auto finite = hd_isfinite(g);
   const F m1 = m * F(s.beta1) + F(s.one_minus_beta1) * g;
   const F v1 = v * F(s.beta2) + F(s.one_minus_beta2) * g * g;
+  const auto finite = hd_isfinite(g) & hd_isfinite(v1);
   const F p1 = (p + F(s.step_size) * (m1 / (hd_sqrt(v1) + F(s.eps_hat)))) * F(s.decay);
   m = hd_select(finite, m1, F(0.0f));
   v = hd_select(finite, v1, F(0.0f));

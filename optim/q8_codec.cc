@@ -168,8 +168,8 @@ Status DequantizeBlockwise(Book book, std::span<const uint8_t> codes, std::span<
                            std::span<float> out, ThreadPool* pool, SimdLevel level) {
   const int64_t n = static_cast<int64_t>(out.size());
   if (codes.size() != out.size())
-    return Status::InvalidArgument("codes: " + std::to_string(codes.size()) + " entries for " +
-                                   std::to_string(n) + " output values");
+    return Status::InvalidArgument("codes has " + std::to_string(codes.size()) + " entries but out has " +
+                                   std::to_string(n) + " values");
   if (static_cast<int64_t>(absmax.size()) != NumBlocks(n))
     return Status::InvalidArgument("absmax: " + std::to_string(absmax.size()) + " entries, want " +
                                    std::to_string(NumBlocks(n)) + " (one per block of 256)");

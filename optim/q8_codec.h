@@ -69,9 +69,14 @@ STRATA_HD float AbsmaxAccumulate(float acc, float x) {
 // CUDA rule has it: 0 * inf is NaN, which encodes to 0).
 STRATA_HD float InvScale(float absmax) { return 1.0f / absmax; }
 
-// The optimizer's scale: like InvScale, but an all-zero block scales by 0 so its values encode to
-// the book's exact zero instead of going through NaN.
-STRATA_HD float InvScaleSafe(float absmax) { return absmax > 0.0f ? 1.0f / absmax : 0.0f; }
+// The optimizer's scale: like InvScale, but always finite, so a finite moment always normalizes to
+// a finite value in [-1, 1]: an all-zero block scales by 0 (its values take the book's exact zero
+// instead of going through 0 * inf = NaN), and a block whose absmax is so small (below 2^-128)
+// that 1 / absmax overflows scales by FLT_MAX instead of +inf.
+STRATA_HD float InvScaleSafe(float absmax) {
+  const float inv = 1.0f / absmax;
+  return absmax > 0.0f ? (inv < 3.40282347e38f ? inv : 3.40282347e38f) : 0.0f;
+}
 
 // bitsandbytes' sign fix-up for m: a negative value never rounds to the +0 code (127); it takes
 // the smallest negative code instead. In the general form: when signbit(book[c]) differs from
@@ -116,7 +121,7 @@ struct FastTable {
 };
 const FastTable& FastTableFor(Book book, Encoding enc = Encoding::kPlain);
 
-inline uint8_t EncodeFast(const FastTable& t, float x) {
+inline __attribute__((always_inline)) uint8_t EncodeFast(const FastTable& t, float x) {
   if (x != x) return 0;
   uint32_t bits;
   __builtin_memcpy(&bits, &x, 4);

@@ -1,6 +1,6 @@
 // Status and Result: expected failures travel as values (leveldb's habit), with a named kind and a
 // message that names the file, offset, argument or peer. [[nodiscard]] so a dropped error does not
-// compile quietly (-Werror=unused-result in the tests).
+// compile (the build sets -Werror=unused-result).
 #pragma once
 
 #include <cstdlib>

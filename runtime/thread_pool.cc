@@ -40,8 +40,16 @@ void ThreadPool::WorkerLoop(int index) {
     const auto* fn = fn_;
     const auto range = ranges_[index];
     lock.unlock();
-    if (range.first < range.second) (*fn)(range.first, range.second);
+    std::exception_ptr error;
+    if (range.first < range.second) {
+      try {
+        (*fn)(range.first, range.second);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
     lock.lock();
+    if (error && !error_) error_ = error;
     if (--pending_ == 0) done_cv_.notify_one();
   }
 }
@@ -49,6 +57,13 @@ void ThreadPool::WorkerLoop(int index) {
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
                              const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
+  STRATA_CHECK(grain >= 1);
+  // One call at a time (a nested or concurrent call would race on the job and deadlock).
+  STRATA_CHECK(!busy_.exchange(true));
+  struct Release {
+    std::atomic<bool>& b;
+    ~Release() { b = false; }
+  } release{busy_};
   if (workers_.empty() || n <= grain) {
     fn(0, n);
     return;
@@ -58,13 +73,23 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     ranges_ = SplitRange(n, grain, size());
     fn_ = &fn;
     pending_ = static_cast<int>(workers_.size());
+    error_ = nullptr;
     ++generation_;
   }
   start_cv_.notify_all();
-  if (ranges_[0].first < ranges_[0].second) fn(ranges_[0].first, ranges_[0].second);
+  std::exception_ptr mine;
+  try {
+    if (ranges_[0].first < ranges_[0].second) fn(ranges_[0].first, ranges_[0].second);
+  } catch (...) {
+    mine = std::current_exception();
+  }
   std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  done_cv_.wait(lock, [&] { return pending_ == 0; });  // fn must outlive every worker's use
   fn_ = nullptr;
+  if (!mine) mine = error_;
+  error_ = nullptr;
+  lock.unlock();
+  if (mine) std::rethrow_exception(mine);
 }
 
 }  // namespace strata

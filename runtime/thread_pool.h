@@ -4,7 +4,9 @@
 // per-element work is independent gives bitwise the same answer for any thread count.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -25,7 +27,8 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Runs fn(begin, end) over a partition of [0, n) whose cut points are multiples of grain.
-  // Blocks until every range is done. Not reentrant: call from one thread at a time.
+  // Blocks until every range is done. One call at a time: a concurrent or nested call is a bug
+  // and aborts. If fn throws, the first exception is rethrown here once every range has ended.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
@@ -40,6 +43,8 @@ class ThreadPool {
   // The job of the current generation.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   std::vector<std::pair<int64_t, int64_t>> ranges_;
+  std::exception_ptr error_;  // first exception thrown by a worker in this generation
+  std::atomic<bool> busy_{false};
 };
 
 // Splits [0, n) into `parts` contiguous ranges with cut points on multiples of grain.

@@ -2,6 +2,7 @@
 // 2^32 float32 inputs (so on every float in [-1, 1] and on everything else: NaN, inf, denormals),
 // for both code books, the optimizer's sign fix-up rule, and every SIMD level this CPU runs. Labelled "slow" in CTest (about a
 // minute on two cores); run it alone with `ctest --test-dir build -L slow` or directly.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -17,7 +18,7 @@ using namespace strata::q8;
 
 int main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (argc > 1) threads = std::atoi(argv[1]);
+  if (argc > 1) threads = std::max(1, std::atoi(argv[1]));
   const auto levels = SimdLevelsAvailable();
   const uint64_t kTotal = 1ull << 32, kChunk = 1ull << 20;
   const auto t0 = std::chrono::steady_clock::now();

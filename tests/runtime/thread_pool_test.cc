@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <vector>
 
 namespace strata {
@@ -18,7 +19,9 @@ TEST(SplitRange, CoversEverythingOnGrainBoundaries) {
         for (const auto& [b, e] : r) {
           EXPECT_EQ(b, expect);
           EXPECT_LE(b, e);
-          if (e != n) EXPECT_EQ(e % grain, 0) << n << " " << grain << " " << parts;
+          if (e != n) {
+            EXPECT_EQ(e % grain, 0) << n << " " << grain << " " << parts;
+          }
           expect = e;
         }
         EXPECT_EQ(expect, n);
@@ -48,6 +51,37 @@ TEST(ThreadPool, ZeroWorkIsANoOp) {
   bool called = false;
   pool.ParallelFor(0, 256, [&](int64_t, int64_t) { called = true; });
   EXPECT_FALSE(called);
+}
+
+TEST(ThreadPool, AnExceptionInAnyRangeReachesTheCallerAfterAllRangesEnd) {
+  ThreadPool pool(3);
+  for (int thrower = 0; thrower < 3; ++thrower) {
+    std::atomic<int> finished{0};
+    const auto ranges = SplitRange(3000, 1, 3);
+    try {
+      pool.ParallelFor(3000, 1, [&](int64_t b, int64_t) {
+        if (b == ranges[thrower].first) throw std::runtime_error("range failed");
+        finished++;
+      });
+      FAIL() << "no exception";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "range failed");
+    }
+    EXPECT_EQ(finished.load(), 2);
+  }
+  // Still usable afterwards.
+  std::atomic<int64_t> sum{0};
+  pool.ParallelFor(1000, 1, [&](int64_t b, int64_t e) { sum += e - b; });
+  EXPECT_EQ(sum.load(), 1000);
+}
+
+TEST(ThreadPoolDeathTest, NestedCallIsABug) {
+  EXPECT_DEATH(
+      {
+        ThreadPool pool(2);
+        pool.ParallelFor(1000, 1, [&](int64_t, int64_t) { pool.ParallelFor(10, 1, [](int64_t, int64_t) {}); });
+      },
+      "check failed");
 }
 
 }  // namespace
