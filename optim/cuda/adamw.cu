@@ -58,7 +58,8 @@ Status AdamWStep(const optim::AdamWConfig& cfg, int64_t step, float* p, const fl
                  int64_t n, void* stream) {
   STRATA_RETURN_IF_ERROR(optim::ValidateAdamW(cfg));
   if (step < 1) return Status::InvalidArgument("step must be >= 1 (got " + std::to_string(step) + ")");
-  if (n <= 0) return n == 0 ? Status::Ok() : Status::InvalidArgument("n must be >= 0");
+  if (n < 0) return Status::InvalidArgument("n must be >= 0 (got " + std::to_string(n) + ")");
+  if (n == 0) return Status::Ok();
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
   AdamWKernel<<<blocks, threads, 0, static_cast<cudaStream_t>(stream)>>>(optim::MakeAdamWScalars(cfg, step), p, g,
@@ -70,7 +71,8 @@ Status AdamW8bitStep(const optim::AdamWConfig& cfg, int64_t step, float* p, cons
                      uint8_t* v_codes, float* m_absmax, float* v_absmax, int64_t n, void* stream) {
   STRATA_RETURN_IF_ERROR(optim::ValidateAdamW(cfg));
   if (step < 1) return Status::InvalidArgument("step must be >= 1 (got " + std::to_string(step) + ")");
-  if (n <= 0) return n == 0 ? Status::Ok() : Status::InvalidArgument("n must be >= 0");
+  STRATA_RETURN_IF_ERROR(CheckBlockCount(n));
+  if (n == 0) return Status::Ok();
   const float* books[2];
   STRATA_RETURN_IF_ERROR(DeviceBooks(books));
   AdamW8Kernel<<<q8::NumBlocks(n), q8::kBlock, 0, static_cast<cudaStream_t>(stream)>>>(

@@ -20,6 +20,14 @@ inline Status LaunchStatus(const char* what) {
   return Status::Ok();
 }
 
+// n values in blocks of 256, one thread block each: n must be >= 0 and the grid must fit.
+inline Status CheckBlockCount(int64_t n) {
+  if (n < 0) return Status::InvalidArgument("n must be >= 0 (got " + std::to_string(n) + ")");
+  if (q8::NumBlocks(n) > 0x7fffffff)
+    return Status::InvalidArgument("n = " + std::to_string(n) + " needs more than 2^31 - 1 blocks of 256; split it");
+  return Status::Ok();
+}
+
 // Max over a 256-thread block with fmaxf's NaN rule (same result as the CPU's sequential max,
 // since max is order-independent on non-NaN values). Every thread gets the result.
 __device__ __forceinline__ float BlockMax256(float x, float* scratch /* [256] */) {

@@ -1,4 +1,7 @@
 // CUDA wrappers of the block codec: one thread block per quant block of 256 values.
+#include <mutex>
+#include <string>
+
 #include "optim/cuda/common.cuh"
 #include "optim/cuda/kernels.h"
 #include "optim/q8_codec.h"
@@ -31,21 +34,34 @@ __global__ void DequantizeKernel(const float* __restrict__ book_g, const uint8_t
 }  // namespace
 
 Status DeviceBooks(const float** books) {
-  static float* dev = nullptr;
-  static Status init = [] {
-    if (cudaMalloc(&dev, 2 * 256 * sizeof(float)) != cudaSuccess) return LaunchStatus("cudaMalloc(books)");
-    cudaMemcpy(dev, q8::BookValues(q8::Book::kSigned), 256 * sizeof(float), cudaMemcpyHostToDevice);
-    cudaMemcpy(dev + 256, q8::BookValues(q8::Book::kUnsigned), 256 * sizeof(float), cudaMemcpyHostToDevice);
-    return LaunchStatus("copying the code books");
-  }();
-  if (!init.ok()) return init;
-  books[0] = dev;
-  books[1] = dev + 256;
+  // One copy per device, made the first time a kernel runs on it.
+  constexpr int kMaxDevices = 64;
+  static float* dev[kMaxDevices] = {};
+  static std::mutex mu;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return LaunchStatus("cudaGetDevice");
+  if (device < 0 || device >= kMaxDevices)
+    return Status::Unavailable("CUDA device " + std::to_string(device) + " is beyond the " +
+                               std::to_string(kMaxDevices) + " strata supports");
+  std::lock_guard<std::mutex> lock(mu);
+  if (!dev[device]) {
+    float* p = nullptr;
+    if (cudaMalloc(&p, 2 * 256 * sizeof(float)) != cudaSuccess) return LaunchStatus("cudaMalloc(code books)");
+    if (cudaMemcpy(p, q8::BookValues(q8::Book::kSigned), 256 * sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess ||
+        cudaMemcpy(p + 256, q8::BookValues(q8::Book::kUnsigned), 256 * sizeof(float), cudaMemcpyHostToDevice) !=
+            cudaSuccess) {
+      cudaFree(p);
+      return LaunchStatus("copying the code books to the device");
+    }
+    dev[device] = p;
+  }
+  books[0] = dev[device];
+  books[1] = dev[device] + 256;
   return Status::Ok();
 }
 
 Status QuantizeBlockwise(q8::Book book, const float* x, int64_t n, uint8_t* codes, float* absmax, void* stream) {
-  if (n < 0) return Status::InvalidArgument("n must be >= 0");
+  STRATA_RETURN_IF_ERROR(CheckBlockCount(n));
   if (n == 0) return Status::Ok();
   const float* books[2];
   STRATA_RETURN_IF_ERROR(DeviceBooks(books));
@@ -56,7 +72,7 @@ Status QuantizeBlockwise(q8::Book book, const float* x, int64_t n, uint8_t* code
 
 Status DequantizeBlockwise(q8::Book book, const uint8_t* codes, const float* absmax, int64_t n, float* out,
                            void* stream) {
-  if (n < 0) return Status::InvalidArgument("n must be >= 0");
+  STRATA_RETURN_IF_ERROR(CheckBlockCount(n));
   if (n == 0) return Status::Ok();
   const float* books[2];
   STRATA_RETURN_IF_ERROR(DeviceBooks(books));

@@ -66,6 +66,34 @@ TEST(Cuda, QuantizeBlockwiseEqualsTheCpuRule) {
   }
 }
 
+TEST(Cuda, EightBitStepOnZeroNanAndSubnormalBlocksEqualsTheCpuOracle) {
+  SKIP_WITHOUT_GPU();
+  const optim::AdamWConfig cfg{.lr = 1e-3, .weight_decay = 0.0};
+  const int64_t n = 5 * 256 + 3;
+  auto p = strata::testing::Gaussian(n, 3), rp = p;
+  std::vector<uint8_t> mc(n, q8::kSignedZero), vc(n, q8::kUnsignedZero), rmc = mc, rvc = vc;
+  std::vector<float> ma(q8::NumBlocks(n), 0.0f), va = ma, rma = ma, rva = ma;
+  DeviceArray<float> dp(p), dma(ma), dva(va);
+  DeviceArray<uint8_t> dmc(mc), dvc(vc);
+  for (int step = 1; step <= 3; ++step) {
+    std::vector<float> g(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t blk = i / 256;
+      g[i] = blk == 0 ? 0.0f : blk == 1 ? 1e-39f : blk == 2 ? (i % 7 == 0 ? NAN : 1.0f) : blk == 3 ? 1e21f : 0.5f;
+    }
+    DeviceArray<float> dg(g);
+    ASSERT_TRUE(cuda::AdamW8bitStep(cfg, step, dp.ptr, dg.ptr, dmc.ptr, dvc.ptr, dma.ptr, dva.ptr, n).ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    optim::AdamW8bitStepRef(cfg, step, rp.data(), g.data(), rmc.data(), rvc.data(), rma.data(), rva.data(), n);
+  }
+  const auto gp = dp.get();
+  EXPECT_EQ(std::memcmp(gp.data(), rp.data(), n * 4), 0);
+  EXPECT_EQ(dmc.get(), rmc);
+  EXPECT_EQ(dvc.get(), rvc);
+  EXPECT_EQ(dma.get(), rma);
+  EXPECT_EQ(dva.get(), rva);
+}
+
 TEST(Cuda, AdamWStepsEqualTheCpuOracles) {
   SKIP_WITHOUT_GPU();
   const optim::AdamWConfig cfg{.lr = 1e-3, .weight_decay = 0.01};
@@ -91,6 +119,8 @@ TEST(Cuda, AdamWStepsEqualTheCpuOracles) {
     EXPECT_EQ(std::memcmp(gq.data(), rq.data(), n * 4), 0) << "8-bit AdamW n=" << n;
     EXPECT_EQ(dmc.get(), rmc);
     EXPECT_EQ(dvc.get(), rvc);
+    EXPECT_EQ(dma.get(), rma);
+    EXPECT_EQ(dva.get(), rva);
   }
 }
 
