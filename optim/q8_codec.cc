@@ -147,6 +147,19 @@ void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel
   EncodeArrayScalar(t, x + vec, n - vec, codes + vec);
 }
 
+void EncodeArrayAssuming(Book book, Encoding enc, Assume assume, const float* x, int64_t n, uint8_t* codes,
+                         SimdLevel level) {
+  // Only the AVX-512 kernels specialize on the assumption; the others encode any input.
+  if (Clamp(level) != SimdLevel::kAvx512 || assume == Assume::kNothing) {
+    EncodeArray(book, x, n, codes, level, enc);
+    return;
+  }
+  const FastTable& t = FastTableFor(book, enc);
+  const int64_t vec = n / 16 * 16;
+  internal::EncodeArrayAvx512Assuming(t, assume, x, vec, codes);
+  EncodeArrayScalar(t, x + vec, n - vec, codes + vec);
+}
+
 Status QuantizeBlockwise(Book book, std::span<const float> x, std::span<uint8_t> codes,
                          std::span<float> absmax, ThreadPool* pool, SimdLevel level) {
   const int64_t n = static_cast<int64_t>(x.size());

@@ -144,6 +144,14 @@ const BookBytePlanes& BytePlanesFor(Book book);
 void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel level = SimdLevelActive(),
                  Encoding enc = Encoding::kPlain);
 
+// What the optimizer's encoders may assume about their input (each saves vector operations):
+// kFinite: x is never NaN (m); kNonNegative: x is +0, positive or NaN, never negative (v).
+// Results are specified only for inputs that meet the assumption; the exhaustive test checks each
+// against EncodeRef on every such float32.
+enum class Assume : uint8_t { kNothing, kFinite, kNonNegative };
+void EncodeArrayAssuming(Book book, Encoding enc, Assume assume, const float* x, int64_t n, uint8_t* codes,
+                         SimdLevel level);
+
 // Block-wise quantization / dequantization (the CUDA rule above), multi-threaded when a pool is
 // given. Sizes: codes has x.size() entries, absmax NumBlocks(x.size()).
 [[nodiscard]] Status QuantizeBlockwise(Book book, std::span<const float> x, std::span<uint8_t> codes,
@@ -158,6 +166,7 @@ void EncodeArray(Book book, const float* x, int64_t n, uint8_t* codes, SimdLevel
 namespace internal {
 void EncodeArrayAvx2(const FastTable& t, const float* x, int64_t n, uint8_t* codes);
 void EncodeArrayAvx512(const FastTable& t, const float* x, int64_t n, uint8_t* codes);
+void EncodeArrayAvx512Assuming(const FastTable& t, Assume assume, const float* x, int64_t n, uint8_t* codes);
 void QuantizeBlocksAvx2(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax);
 void QuantizeBlocksAvx512(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax);
 void DequantizeBlocksAvx2(Book book, const uint8_t* codes, const float* absmax, int64_t nblocks, float* out);

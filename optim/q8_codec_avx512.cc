@@ -26,6 +26,14 @@ namespace strata::q8::internal {
 void EncodeArrayAvx512(const FastTable& t, const float* x, int64_t n, uint8_t* codes) {
   EncodeArrayImpl(t, x, n, codes);
 }
+void EncodeArrayAvx512Assuming(const FastTable& t, Assume assume, const float* x, int64_t n, uint8_t* codes) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const V v = V::load(x + i);
+    store_codes(codes + i, assume == Assume::kFinite        ? strata::encode16_finite(t.entry, v)
+                           : assume == Assume::kNonNegative ? strata::encode16_nonneg(t.entry, v)
+                                                            : strata::encode16(t.entry, v));
+  }
+}
 void QuantizeBlocksAvx512(const FastTable& t, const float* x, int64_t nblocks, uint8_t* codes, float* absmax) {
   QuantizeBlocksImpl(t, x, nblocks, codes, absmax);
 }
