@@ -85,7 +85,9 @@ template <class F>
 STRATA_HD void AdamW8Update(F& p, F g, F& m, F& v, const AdamW8Scalars& s) {
   const F m1 = m * F(s.beta1) + F(s.one_minus_beta1) * g;
   const F v1 = v * F(s.beta2) + F(s.one_minus_beta2) * g * g;
-  const auto finite = hd_isfinite(g) & hd_isfinite(v1);
+  // g non-finite => v1 non-finite (1 - beta2 > 0 and v >= 0 is finite), so one test covers both
+  // a non-finite g and a g whose square overflows.
+  const auto finite = hd_isfinite(v1);
   const F p1 = (p + F(s.step_size) * (m1 / (hd_sqrt(v1) + F(s.eps_hat)))) * F(s.decay);
   m = hd_select(finite, m1, F(0.0f));
   v = hd_select(finite, v1, F(0.0f));
