@@ -174,8 +174,6 @@ inline I8 encode8(const uint32_t* table, V8 x) {
   const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q));
   return {_mm256_andnot_si256(nan, code)};
 }
-inline I8 encode8_finite(const uint32_t* table, V8 x) { return encode8(table, x); }
-inline I8 encode8_nonneg(const uint32_t* table, V8 x) { return encode8(table, x); }
 #endif  // AVX2
 
 }  // namespace
