@@ -115,7 +115,7 @@ SimdLevel Clamp(SimdLevel level) { return level > SimdLevelSupported() ? SimdLev
 }  // namespace
 
 const FastTable& FastTableFor(Book book, Encoding enc) {
-  static const FastTables* tables = new FastTables();  // built once (well under 1 ms), never freed
+  static const FastTables* tables = new FastTables();  // built once (about 1 ms), never freed
   if (book == Book::kUnsigned) return tables->t[2];  // v is never negative: no fix-up to fold
   return tables->t[enc == Encoding::kSignFixup ? 1 : 0];
 }
