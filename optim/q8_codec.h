@@ -1,6 +1,8 @@
 // The 8-bit block codec.
 //
-// Encoding rule (the one bitsandbytes' CUDA kernels use, so state moves to and from it):
+// Encoding rule: the IEEE form of bitsandbytes' CUDA quantize_blockwise (its build uses fast math,
+// which flushes denormals and approximates 1/absmax; the codes agree everywhere else), so state
+// moves to and from it:
 //   absmax = max |x| over the block, NaN ignored (fmaxf)          one fp32 per block
 //   inv    = 1.0f / absmax                                        (+inf when absmax is 0)
 //   code   = EncodeRef(book, x * inv)                             binary search, below
