@@ -36,7 +36,6 @@ inline M16 hd_isfinite(V16 a) {
   return {_mm512_cmp_ps_mask(_mm512_abs_ps(a.v), _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ)};
 }
 inline M16 operator&(M16 a, M16 b) { return {static_cast<__mmask16>(a.k & b.k)}; }
-inline M16 hd_isnan(V16 a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
 inline V16 hd_select(M16 m, V16 a, V16 b) { return _mm512_mask_blend_ps(m.k, b.v, a.v); }
 // max with fmaxf's NaN rule for the second argument: returns acc when x is NaN.
 inline V16 max_keep(V16 x, V16 acc) { return _mm512_max_ps(x.v, acc.v); }
@@ -52,7 +51,6 @@ inline void store_codes16(uint8_t* p, I16 c) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(c.v));
 }
 inline V16 gather_book(const float* book, I16 c) { return _mm512_i32gather_ps(c.v, book, 4); }
-inline V16 bitcast_float(I16 c) { return _mm512_castsi512_ps(c.v); }
 
 // The fast encoders on 16 lanes (see q8::FastTable): one gather, one compare.
 // code = |x| low bits >= entry low bits ? c1 : c0, where c1 sits in bits 23..16 of the entry and c0
@@ -138,7 +136,6 @@ inline V8 hd_sqrt(V8 a) { return _mm256_sqrt_ps(a.v); }
 inline V8 hd_fabs(V8 a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
 inline M8 hd_isfinite(V8 a) { return {_mm256_cmp_ps(hd_fabs(a).v, _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ)}; }
 inline M8 operator&(M8 a, M8 b) { return {_mm256_and_ps(a.m, b.m)}; }
-inline M8 hd_isnan(V8 a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
 inline V8 hd_select(M8 m, V8 a, V8 b) { return _mm256_blendv_ps(b.v, a.v, m.m); }
 inline V8 max_keep(V8 x, V8 acc) { return _mm256_max_ps(x.v, acc.v); }
 inline float reduce_max(V8 a) {
