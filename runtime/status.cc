@@ -33,4 +33,6 @@ void CheckFailed(const char* cond, const char* file, int line) {
 }
 }  // namespace internal
 
+std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
+
 }  // namespace strata

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,6 +59,9 @@ class [[nodiscard]] Status {
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
 };
+
+// For logs and test failure messages.
+std::ostream& operator<<(std::ostream& os, const Status& s);
 
 // A value or the Status that explains why there is none.
 template <typename T>

@@ -8,6 +8,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev          # tests
   libcli11-dev                       # command line of tools/strata
   nlohmann-json3-dev                 # benchmark JSON output
+  liburing-dev                       # offload/: io_uring
+  libboost-dev                       # runtime/: Asio io_context and C++20 coroutines
+  libxxhash-dev                      # offload/: XXH3 checksums of state slots
 )
 
 missing=()

@@ -8,6 +8,10 @@ namespace strata::tools {
 
 // Registers `strata bench ...` and returns a function that runs the chosen benchmark.
 void AddBenchCommand(CLI::App& app, int* exit_code);
+// Registers `strata bench offload` under `strata bench`.
+void AddBenchOffloadCommand(CLI::App& bench, int* exit_code);
+// Registers `strata inspect`.
+void AddInspectCommand(CLI::App& app, int* exit_code);
 // Registers `strata info`.
 void AddInfoCommand(CLI::App& app, int* exit_code);
 

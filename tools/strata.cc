@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   int exit_code = 0;
   strata::tools::AddBenchCommand(app, &exit_code);
+  strata::tools::AddInspectCommand(app, &exit_code);
   strata::tools::AddInfoCommand(app, &exit_code);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,361 @@
+#include "bench/offload_bench.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "offload/io.h"
+#include "offload/offload_engine.h"
+#include "runtime/cpu_features.h"
+
+namespace strata::bench {
+
+using offload::Geometry;
+using offload::IoOp;
+using offload::IoQueue;
+
+namespace {
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// A counter-based generator: value i of (seed, stream) without any state, so any chunk of any
+// step can be made alone. About a nanosecond per value.
+inline uint32_t Hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+void Generate(uint64_t seed, uint64_t stream, float scale, float* out, size_t n) {
+  const uint32_t key = Hash32(static_cast<uint32_t>(seed * 0x9e3779b9u) ^ Hash32(static_cast<uint32_t>(stream)) ^
+                              static_cast<uint32_t>(stream >> 32));
+  const float k = scale / 8388608.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t r = static_cast<int32_t>(Hash32(key ^ static_cast<uint32_t>(i) * 0x85ebca6bu) >> 8) - (1 << 23);
+    out[i] = static_cast<float>(r) * k;
+  }
+}
+
+std::string Gb(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GB", bytes / 1e9);
+  return b;
+}
+
+struct Mapping {
+  explicit Mapping(size_t n) : n(n) {
+    void* q = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p = q == MAP_FAILED ? nullptr : static_cast<uint8_t*>(q);
+  }
+  ~Mapping() {
+    if (p) ::munmap(p, n);
+  }
+  uint8_t* p;
+  size_t n;
+};
+
+}  // namespace
+
+uint64_t PeakRssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth) {
+  if (block % offload::kAlign != 0 || block == 0) return Status::InvalidArgument("probe block must be a multiple of 4096");
+  depth = std::max<uint32_t>(1, depth);
+  const uint64_t blocks = std::max<uint64_t>(1, bytes / block);
+  bytes = blocks * block;
+  const std::string path = dir + "/disk-probe.bin";
+  DiskProbe out;
+  out.bytes = bytes;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+  out.direct = fd >= 0;
+  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(path + ": create: " + strerror(errno));
+  struct Closer {
+    int fd;
+    std::string path;
+    ~Closer() {
+      ::close(fd);
+      ::unlink(path.c_str());
+    }
+  } closer{fd, path};
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0 && errno != EOPNOTSUPP)
+    return Status::IOError(path + ": reserving " + std::to_string(bytes) + " bytes: " + strerror(errno));
+  Mapping mem(depth * block);
+  if (!mem.p) return Status::OutOfMemory("disk probe: " + std::to_string(depth * block) + " bytes of buffers");
+  for (size_t i = 0; i < mem.n; i += 4) {  // incompressible bytes
+    const uint32_t v = Hash32(static_cast<uint32_t>(i) ^ 0x5bd1e995u);
+    std::memcpy(mem.p + i, &v, 4);
+  }
+  auto backend = offload::MakeDefaultBackend(depth + 2);
+  if (!backend.ok()) return backend.status();
+  STRATA_RETURN_IF_ERROR((*backend)->RegisterFiles(std::span<const int>(&fd, 1)));
+  std::vector<iovec> iov(depth);
+  for (uint32_t i = 0; i < depth; ++i) iov[i] = {mem.p + i * block, block};
+  STRATA_RETURN_IF_ERROR((*backend)->RegisterBuffers(iov));
+  IoQueue q(backend->get(), {path});
+
+  auto pass = [&](IoOp op) -> Result<double> {
+    const double t0 = Now();
+    uint64_t next = 0, done_count = 0;
+    std::vector<IoQueue::Done> done;
+    for (uint32_t i = 0; i < depth && next < blocks; ++i, ++next)
+      q.Start(op, 0, next * block, mem.p + i * block, block, static_cast<int>(i), i);
+    while (done_count < blocks) {
+      done.clear();
+      STRATA_RETURN_IF_ERROR(q.Poll(&done, 1));
+      for (auto& d : done) {
+        STRATA_RETURN_IF_ERROR(std::move(d.status));
+        ++done_count;
+        if (next < blocks) {
+          const uint64_t i = d.tag;
+          q.Start(op, 0, next * block, mem.p + i * block, block, static_cast<int>(i), i);
+          ++next;
+        }
+      }
+    }
+    if (op == IoOp::kWrite) {
+      q.Start(IoOp::kFsync, 0, 0, nullptr, 0, -1, 0);
+      STRATA_RETURN_IF_ERROR(offload::RunTransfers(q, 1));
+    }
+    return double(bytes) / (Now() - t0) / 1e9;
+  };
+  // The first pass writes into freshly reserved (unwritten) extents, which costs the file system
+  // extra work; the state file's steps overwrite written blocks, so the timed pass does too.
+  auto w0 = pass(IoOp::kWrite);
+  if (!w0.ok()) return w0.status();
+  auto w = pass(IoOp::kWrite);
+  if (!w.ok()) return w.status();
+  out.first_write_GBps = *w0;
+  auto r = pass(IoOp::kRead);
+  if (!r.ok()) return r.status();
+  out.write_GBps = *w;
+  out.read_GBps = *r;
+  return out;
+}
+
+Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
+  const Geometry geo{opt.layout, opt.params, opt.chunk_params};
+  STRATA_RETURN_IF_ERROR(geo.Validate());
+  if (opt.steps < 1) return Status::InvalidArgument("--steps: must be >= 1");
+  if (opt.grad_buffers < 1) return Status::InvalidArgument("gradient buffers: must be >= 1");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(opt.path, ec))
+    return Status::InvalidArgument("--path " + opt.path + ": not a directory");
+  const std::string work = opt.path + "/strata-bench-offload-" + std::to_string(::getpid());
+  std::filesystem::create_directories(work, ec);
+  if (ec) return Status::IOError(work + ": " + ec.message());
+  struct Cleanup {
+    std::string dir;
+    bool keep;
+    ~Cleanup() {
+      std::error_code e;
+      if (!keep) std::filesystem::remove_all(dir, e);
+    }
+  } cleanup{work, opt.keep};
+
+  // Room on the disk: the state file plus the probe file.
+  const uint64_t slot = geo.slot_bytes();
+  const uint64_t buffers = std::min<uint64_t>(opt.ram_budget / slot, geo.n_chunks());
+  if (buffers < 2 && geo.n_chunks() > 1)
+    return Status::InvalidArgument("--offload-ram " + std::to_string(opt.ram_budget) + " holds fewer than 2 staging buffers of " +
+                                   std::to_string(slot) + " bytes; raise it or lower --chunk");
+  const uint64_t probe_bytes = opt.probe_bytes ? opt.probe_bytes : std::min<uint64_t>(geo.step_io_bytes(), uint64_t{4} << 30);
+  const auto space = std::filesystem::space(opt.path, ec);
+  if (!ec && space.available < geo.file_bytes() + probe_bytes + (uint64_t{1} << 30))
+    return Status::InvalidArgument("--path " + opt.path + ": " + Gb(double(space.available)) + " free, the run needs " +
+                                   Gb(double(geo.file_bytes() + probe_bytes)) + " (state file " +
+                                   Gb(double(geo.file_bytes())) + " + disk probe) and 1 GB to spare");
+  auto say = [&](const char* fmt, auto... args) {
+    if (opt.verbose) {
+      std::fprintf(stderr, fmt, args...);
+      std::fflush(stderr);
+    }
+  };
+
+  // 1. The disk's own best, with the same io_uring, block size and depth as the engine.
+  say("bench offload: probing %s with %s of O_DIRECT writes, then reads (%llu in flight of %llu bytes)\n",
+      opt.path.c_str(), Gb(double(probe_bytes)).c_str(), (unsigned long long)std::max<uint64_t>(buffers, 1),
+      (unsigned long long)slot);
+  auto probe = ProbeDisk(work, probe_bytes, slot, static_cast<uint32_t>(std::max<uint64_t>(buffers, 1)));
+  if (!probe.ok()) return probe.status();
+  say("bench offload: disk writes %.2f GB/s, reads %.2f GB/s\n", probe->write_GBps, probe->read_GBps);
+
+  // 2. Step 0: the state file, written once.
+  offload::OffloadOptions eo;
+  eo.layout = opt.layout;
+  eo.chunk_params = opt.chunk_params;
+  eo.ram_budget = opt.ram_budget;
+  eo.threads = opt.threads;
+  eo.tracer = opt.tracer;
+  const std::string state_dir = work + "/state";
+  say("bench offload: creating %s of state (%s, %llu chunks) in %s\n", Gb(double(geo.file_bytes())).c_str(),
+      offload::LayoutName(opt.layout), (unsigned long long)geo.n_chunks(), state_dir.c_str());
+  const double c0 = Now();
+  auto engine = offload::OffloadEngine::Create(
+      state_dir, opt.params, offload::StateHyper{}, eo,
+      [](uint64_t c, std::span<float> w) { Generate(1, c, 0.02f, w.data(), w.size()); });
+  if (!engine.ok()) return engine.status();
+  offload::OffloadEngine& e = **engine;
+  const double init_seconds = Now() - c0;
+
+  // 3. The timed steps.
+  const bool master = offload::HasMaster(opt.layout);
+  const size_t per_buf = static_cast<size_t>(opt.chunk_params) * (master ? 1 : 2);
+  std::vector<float> grad_mem(per_buf * opt.grad_buffers);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint32_t> free_list;
+  std::vector<uint32_t> buf_of(geo.n_chunks());
+  uint64_t weights_hash = 0;
+  std::vector<double> step_seconds;
+  double grad_seconds_total = 0;
+  const offload::OffloadStats before = e.stats();
+  for (int s = 0; s < opt.steps; ++s) {
+    free_list.clear();
+    for (uint32_t i = 0; i < opt.grad_buffers; ++i) free_list.push_back(i);
+    const uint64_t step = e.committed_step() + 1;
+    const double t0 = Now();
+    double grad_seconds = 0;
+    Status st = e.BeginStep(1e-4, [&](uint64_t c, std::span<const float> w) {
+      const uint64_t h = XXH3_64bits(w.data(), w.size_bytes());
+      std::lock_guard<std::mutex> lk(mu);
+      weights_hash ^= h + c;
+      free_list.push_back(buf_of[c]);
+      cv.notify_one();
+    });
+    STRATA_RETURN_IF_ERROR(st);
+    Status submit;
+    for (uint64_t k = 0; k < geo.n_chunks() && submit.ok(); ++k) {
+      const uint64_t c = geo.n_chunks() - 1 - k;  // as backward produces them
+      uint32_t b;
+      {
+        std::unique_lock<std::mutex> lk(mu);
+        while (free_list.empty() && !e.step_failed()) cv.wait_for(lk, std::chrono::milliseconds(50));
+        if (free_list.empty()) break;
+        b = free_list.back();
+        free_list.pop_back();
+        buf_of[c] = b;
+      }
+      const uint32_t n = geo.chunk_len(c);
+      float* g = grad_mem.data() + size_t{b} * per_buf;
+      const double g0 = Now();
+      Generate(step + 1, c, 1e-2f, g, n);
+      std::span<float> w;
+      if (!master) {
+        w = std::span<float>(g + opt.chunk_params, n);
+        Generate(1, c, 0.02f, w.data(), n);  // the caller's weights of this chunk
+      }
+      grad_seconds += Now() - g0;
+      submit = e.SubmitGradient(c, std::span<const float>(g, n), w);
+    }
+    st = e.EndStep();
+    if (!submit.ok()) return submit;
+    STRATA_RETURN_IF_ERROR(st);
+    step_seconds.push_back(Now() - t0);
+    grad_seconds_total += grad_seconds;
+    say("bench offload: step %llu: %.2f s, %.2f GB/s of state moved (gradients took %.2f s of it)\n",
+        (unsigned long long)step, step_seconds.back(), 2.0 * double(geo.step_io_bytes()) / step_seconds.back() / 1e9,
+        grad_seconds);
+  }
+  const offload::OffloadStats after = e.stats();
+  const double steps = opt.steps;
+  std::vector<double> sorted = step_seconds;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  const double bytes_read = double(after.bytes_read - before.bytes_read) / steps;
+  const double bytes_written = double(after.bytes_written - before.bytes_written) / steps;
+  const double ideal = bytes_read / (probe->read_GBps * 1e9) + bytes_written / (probe->write_GBps * 1e9);
+  const Geometry fp32{offload::Layout::kFp32MV, opt.params, opt.chunk_params};
+  const uint64_t rss = PeakRssBytes();
+
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  nlohmann::json j;
+  j["benchmark"] = "offload";
+  j["date"] = date;
+  j["layout"] = offload::LayoutName(opt.layout);
+  j["params"] = opt.params;
+  j["chunk_params"] = opt.chunk_params;
+  j["n_chunks"] = geo.n_chunks();
+  j["slot_bytes"] = slot;
+  j["state_file_bytes"] = geo.file_bytes();
+  j["ram_budget_bytes"] = opt.ram_budget;
+  j["staging_buffers"] = e.staging_buffers();
+  j["staging_bytes"] = e.staging_bytes();
+  j["gradient_buffer_bytes"] = grad_mem.size() * sizeof(float);
+  j["backend"] = e.backend_name();
+  j["direct_io"] = e.direct_io();
+  j["threads"] = opt.threads;
+  j["simd"] = std::string(SimdLevelName(SimdLevelActive()));
+  j["steps"] = opt.steps;
+  j["step_seconds"] = median;
+  j["step_seconds_all"] = step_seconds;
+  j["init_seconds"] = init_seconds;
+  j["gradient_seconds"] = grad_seconds_total / steps;
+  j["compute_seconds"] = (after.compute_seconds - before.compute_seconds) / steps;
+  j["gradient_wait_seconds"] = (after.grad_wait_seconds - before.grad_wait_seconds) / steps;
+  j["bytes_read"] = bytes_read;
+  j["bytes_written"] = bytes_written;
+  j["offload_GBps"] = (bytes_read + bytes_written) / median / 1e9;
+  j["disk_read_GBps"] = probe->read_GBps;
+  j["disk_write_GBps"] = probe->write_GBps;
+  j["disk_probe_bytes"] = probe->bytes;
+  j["disk_first_write_GBps"] = probe->first_write_GBps;
+  j["disk_efficiency"] = ideal / median;
+  j["bytes_per_step_fp32_mv"] = 2.0 * double(fp32.step_io_bytes());
+  j["bytes_ratio_vs_fp32_mv"] = (bytes_read + bytes_written) / (2.0 * double(fp32.step_io_bytes()));
+  j["peak_rss_bytes"] = rss;
+  j["rss_limit_bytes"] = opt.ram_budget + (uint64_t{64} << 20);
+  j["weights_checksum"] = weights_hash;
+  j["io_retries"] = after.io_retries;
+  j["short_transfers"] = after.short_transfers;
+  j["state_dir"] = opt.keep ? state_dir : "";
+  return j;
+}
+
+std::string FormatOffloadBench(const nlohmann::json& r) {
+  char b[2048];
+  std::snprintf(
+      b, sizeof b,
+      "strata bench offload  %s  (%s, %s)\n"
+      "  state        %.3g parameters, layout %s, %llu chunks of %llu, slot %llu bytes, file %s\n"
+      "  budget       %s of staging = %llu buffers; peak RSS %s (limit budget + 64 MiB = %s)\n"
+      "  step         %.3f s median over %d steps (gradient making %.3f s, compute %.3f s, of it)\n"
+      "  moved        read %s + wrote %s per step = %.2f GB/s (%.2fx the bytes of fp32 {m, v})\n"
+      "  disk probe   reads %.2f GB/s, writes %.2f GB/s (O_DIRECT, same io_uring, same run)\n"
+      "  efficiency   %.2f of the disk's best (read/probe + write/probe) / step time\n",
+      r["date"].get<std::string>().c_str(), r["backend"].get<std::string>().c_str(),
+      r["direct_io"].get<bool>() ? "O_DIRECT" : "buffered", r["params"].get<double>(),
+      r["layout"].get<std::string>().c_str(), (unsigned long long)r["n_chunks"].get<uint64_t>(),
+      (unsigned long long)r["chunk_params"].get<uint64_t>(), (unsigned long long)r["slot_bytes"].get<uint64_t>(),
+      Gb(r["state_file_bytes"].get<double>()).c_str(), Gb(r["staging_bytes"].get<double>()).c_str(),
+      (unsigned long long)r["staging_buffers"].get<uint64_t>(), Gb(r["peak_rss_bytes"].get<double>()).c_str(),
+      Gb(r["rss_limit_bytes"].get<double>()).c_str(), r["step_seconds"].get<double>(), r["steps"].get<int>(),
+      r["gradient_seconds"].get<double>(), r["compute_seconds"].get<double>(), Gb(r["bytes_read"].get<double>()).c_str(),
+      Gb(r["bytes_written"].get<double>()).c_str(), r["offload_GBps"].get<double>(),
+      r["bytes_ratio_vs_fp32_mv"].get<double>(), r["disk_read_GBps"].get<double>(), r["disk_write_GBps"].get<double>(),
+      r["disk_efficiency"].get<double>());
+  return b;
+}
+
+}  // namespace strata::bench

@@ -1,0 +1,345 @@
+#include "offload/state_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "optim/q8_book.h"
+#include "optim/q8_codec.h"
+
+namespace strata::offload {
+
+namespace {
+constexpr char kFileMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'O', 'S'};
+constexpr char kManifestMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'F'};
+constexpr uint32_t kSlotMagic = 0x544F4C53;  // "SLOT"
+constexpr uint32_t kChecksumXxh3 = 1;
+constexpr uint64_t kMaxParams = uint64_t{1} << 48;
+constexpr uint32_t kMaxChunkParams = uint32_t{1} << 28;
+
+std::string Errno(int e) { return std::string(strerror(e)); }
+}  // namespace
+
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+uint64_t Checksum(const void* data, size_t len, uint64_t seed) { return XXH3_64bits_withSeed(data, len, seed); }
+
+const char* LayoutName(Layout layout) {
+  switch (layout) {
+    case Layout::kQ8MV: return "q8_mv";
+    case Layout::kQ8MasterMV: return "q8_master_mv";
+    case Layout::kFp32MV: return "fp32_mv";
+  }
+  return "unknown";
+}
+
+Result<Layout> ParseLayout(std::string_view name) {
+  for (Layout l : {Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV})
+    if (name == LayoutName(l)) return l;
+  return Status::InvalidArgument("layout '" + std::string(name) + "': want q8_master_mv, q8_mv or fp32_mv");
+}
+
+bool HasMaster(Layout layout) { return layout == Layout::kQ8MasterMV; }
+
+static bool KnownLayout(uint32_t v) { return v >= 1 && v <= 3; }
+
+// ---- Geometry ----------------------------------------------------------------------------------
+
+Status Geometry::Validate() const {
+  if (!KnownLayout(static_cast<uint32_t>(layout))) return Status::InvalidArgument("unknown layout");
+  if (n_params == 0) return Status::InvalidArgument("params: must be >= 1");
+  if (n_params > kMaxParams) return Status::InvalidArgument("params: " + std::to_string(n_params) + " is above 2^48");
+  if (chunk_params == 0 || chunk_params % q8::kBlock != 0 || chunk_params > kMaxChunkParams)
+    return Status::InvalidArgument("chunk: " + std::to_string(chunk_params) +
+                                   " parameters; want a multiple of 256 (one quant block), at most 2^28");
+  return Status::Ok();
+}
+
+uint32_t Geometry::chunk_len(uint64_t c) const {
+  const uint64_t begin = c * chunk_params;
+  return static_cast<uint32_t>(std::min<uint64_t>(chunk_params, n_params - begin));
+}
+
+uint64_t Geometry::PayloadBytes(Layout layout, uint64_t n) {
+  const uint64_t nb = static_cast<uint64_t>(q8::NumBlocks(static_cast<int64_t>(n)));
+  switch (layout) {
+    case Layout::kQ8MV: return 2 * n + 8 * nb;
+    case Layout::kQ8MasterMV: return 4 * n + 2 * n + 8 * nb;
+    case Layout::kFp32MV: return 8 * n;
+  }
+  return 0;
+}
+
+std::string DescribeSlot(const Geometry& geo, uint64_t chunk, uint32_t slot, const std::string& file) {
+  const uint64_t off = geo.slot_offset(chunk, slot);
+  return std::string("slot ") + (slot == 0 ? "A" : "B") + " of chunk " + std::to_string(chunk) + " (bytes " +
+         std::to_string(off) + ".." + std::to_string(off + geo.slot_bytes()) + " of " + file + ")";
+}
+
+// ---- File header -------------------------------------------------------------------------------
+
+void EncodeFileHeader(const FileHeader& h, std::span<uint8_t> out) {
+  STRATA_CHECK(out.size() >= kFileHeaderBytes);
+  std::memset(out.data(), 0, kFileHeaderBytes);
+  uint8_t* p = out.data();
+  std::memcpy(p, kFileMagic, 8);
+  PutU32(p + 8, h.version);
+  PutU32(p + 12, static_cast<uint32_t>(h.geo.layout));
+  PutU64(p + 16, h.geo.n_params);
+  PutU32(p + 24, h.geo.chunk_params);
+  PutU32(p + 28, static_cast<uint32_t>(kFileHeaderBytes));
+  PutU64(p + 32, h.geo.n_chunks());
+  PutU64(p + 40, h.geo.slot_bytes());
+  PutU64(p + 48, h.geo.file_bytes());
+  PutU64(p + 56, h.run_id);
+  PutU64(p + 64, std::bit_cast<uint64_t>(h.hyper.beta1));
+  PutU64(p + 72, std::bit_cast<uint64_t>(h.hyper.beta2));
+  PutU64(p + 80, std::bit_cast<uint64_t>(h.hyper.eps));
+  PutU64(p + 88, std::bit_cast<uint64_t>(h.hyper.weight_decay));
+  PutU32(p + 96, static_cast<uint32_t>(kSlotHeaderBytes));
+  PutU32(p + 100, kChecksumXxh3);
+  PutU64(p + 120, Checksum(p, 120));
+}
+
+Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::string& file) {
+  auto bad = [&](const std::string& why) { return Status::Corruption(file + ": header: " + why); };
+  if (in.size() < kFileHeaderFields)
+    return bad("truncated: " + std::to_string(in.size()) + " bytes, want at least " + std::to_string(kFileHeaderFields));
+  const uint8_t* p = in.data();
+  if (std::memcmp(p, kFileMagic, 8) != 0) return bad("bad magic (bytes 0..8): not a strata state file");
+  const uint64_t want = Checksum(p, 120), got = GetU64(p + 120);
+  if (want != got) return bad("checksum mismatch at offset 120 (the header bytes 0..120 are damaged)");
+  FileHeader h;
+  h.version = GetU32(p + 8);
+  if (h.version != kStateVersion)
+    return bad("version " + std::to_string(h.version) + " (offset 8); this strata reads version " +
+               std::to_string(kStateVersion));
+  const uint32_t layout = GetU32(p + 12);
+  if (!KnownLayout(layout)) return bad("unknown layout " + std::to_string(layout) + " (offset 12)");
+  h.geo.layout = static_cast<Layout>(layout);
+  h.geo.n_params = GetU64(p + 16);
+  h.geo.chunk_params = GetU32(p + 24);
+  if (Status st = h.geo.Validate(); !st.ok()) return bad(st.message() + " (offsets 16..28)");
+  if (GetU32(p + 28) != kFileHeaderBytes) return bad("header size field (offset 28) is not 4096");
+  if (GetU64(p + 32) != h.geo.n_chunks()) return bad("chunk count (offset 32) does not match params and chunk size");
+  if (GetU64(p + 40) != h.geo.slot_bytes()) return bad("slot size (offset 40) does not match the layout");
+  if (GetU64(p + 48) != h.geo.file_bytes()) return bad("file size (offset 48) does not match the geometry");
+  h.run_id = GetU64(p + 56);
+  h.hyper.beta1 = std::bit_cast<double>(GetU64(p + 64));
+  h.hyper.beta2 = std::bit_cast<double>(GetU64(p + 72));
+  h.hyper.eps = std::bit_cast<double>(GetU64(p + 80));
+  h.hyper.weight_decay = std::bit_cast<double>(GetU64(p + 88));
+  if (GetU32(p + 96) != kSlotHeaderBytes) return bad("slot header size (offset 96) is not 64");
+  if (GetU32(p + 100) != kChecksumXxh3) return bad("unknown checksum kind (offset 100)");
+  return h;
+}
+
+// ---- Slots -------------------------------------------------------------------------------------
+
+static uint64_t SlotChecksum(const uint8_t* slot, uint64_t payload_bytes) {
+  return Checksum(slot + kSlotHeaderBytes, payload_bytes, Checksum(slot, 56));
+}
+
+void SealSlot(uint8_t* slot, SlotHeader h) {
+  std::memset(slot, 0, kSlotHeaderBytes);
+  PutU32(slot, kSlotMagic);
+  PutU32(slot + 4, h.chunk_len);
+  PutU64(slot + 8, h.chunk);
+  PutU64(slot + 16, h.step);
+  PutU64(slot + 24, h.payload_bytes);
+  PutU64(slot + 32, h.run_id);
+  PutU64(slot + 56, SlotChecksum(slot, h.payload_bytes));
+}
+
+SlotHeader PeekSlotHeader(const uint8_t* slot, uint32_t* magic) {
+  if (magic) *magic = GetU32(slot);
+  SlotHeader h;
+  h.chunk_len = GetU32(slot + 4);
+  h.chunk = GetU64(slot + 8);
+  h.step = GetU64(slot + 16);
+  h.payload_bytes = GetU64(slot + 24);
+  h.run_id = GetU64(slot + 32);
+  h.checksum = GetU64(slot + 56);
+  return h;
+}
+
+Status VerifySlot(const uint8_t* slot, const Geometry& geo, uint64_t run_id, uint64_t chunk, uint32_t slot_index,
+                  uint64_t expect_step, const std::string& file) {
+  auto bad = [&](const std::string& why) {
+    return Status::Corruption(DescribeSlot(geo, chunk, slot_index, file) + ": " + why);
+  };
+  uint32_t magic = 0;
+  const SlotHeader h = PeekSlotHeader(slot, &magic);
+  if (magic != kSlotMagic) return bad("bad slot magic (never written, or overwritten)");
+  const uint32_t n = geo.chunk_len(chunk);
+  const uint64_t payload = Geometry::PayloadBytes(geo.layout, n);
+  if (h.chunk != chunk || h.chunk_len != n || h.payload_bytes != payload)
+    return bad("header names chunk " + std::to_string(h.chunk) + " of " + std::to_string(h.chunk_len) +
+               " values and " + std::to_string(h.payload_bytes) + " payload bytes; want chunk " +
+               std::to_string(chunk) + " of " + std::to_string(n) + " values and " + std::to_string(payload));
+  if (h.run_id != run_id) return bad("belongs to another run (run id differs from the file header)");
+  if (SlotChecksum(slot, payload) != h.checksum)
+    return bad("checksum mismatch: the slot's bytes were damaged after they were written");
+  if (h.step != expect_step)
+    return bad("holds step " + std::to_string(h.step) + ", but the manifest commits step " +
+               std::to_string(expect_step));
+  return Status::Ok();
+}
+
+SlotView ViewSlot(Layout layout, uint8_t* slot, uint32_t n) {
+  SlotView v;
+  v.n = n;
+  uint8_t* p = slot + kSlotHeaderBytes;
+  const size_t nb = static_cast<size_t>(q8::NumBlocks(n));
+  if (layout == Layout::kFp32MV) {
+    v.m32 = reinterpret_cast<float*>(p);
+    v.v32 = v.m32 + n;
+    return v;
+  }
+  if (layout == Layout::kQ8MasterMV) {
+    v.master = reinterpret_cast<float*>(p);
+    p += size_t{4} * n;
+  }
+  v.m_absmax = reinterpret_cast<float*>(p);
+  v.v_absmax = v.m_absmax + nb;
+  v.m_codes = reinterpret_cast<uint8_t*>(v.v_absmax + nb);
+  v.v_codes = v.m_codes + n;
+  return v;
+}
+
+void InitSlotPayload(Layout layout, const SlotView& v) {
+  const size_t nb = static_cast<size_t>(q8::NumBlocks(v.n));
+  if (layout == Layout::kFp32MV) {
+    std::memset(v.m32, 0, sizeof(float) * v.n * 2);
+    return;
+  }
+  if (v.master) std::memset(v.master, 0, sizeof(float) * v.n);
+  std::memset(v.m_absmax, 0, sizeof(float) * nb * 2);
+  std::memset(v.m_codes, q8::kSignedZero, v.n);
+  std::memset(v.v_codes, q8::kUnsignedZero, v.n);
+}
+
+// ---- Manifest ----------------------------------------------------------------------------------
+
+std::array<uint8_t, kManifestBytes> EncodeManifest(const Manifest& m) {
+  std::array<uint8_t, kManifestBytes> b{};
+  std::memcpy(b.data(), kManifestMagic, 8);
+  PutU32(b.data() + 8, m.version);
+  PutU64(b.data() + 16, m.run_id);
+  PutU64(b.data() + 24, m.committed_step);
+  PutU64(b.data() + 32, m.n_chunks);
+  PutU64(b.data() + 40, m.file_bytes);
+  PutU64(b.data() + 48, m.unix_seconds);
+  PutU64(b.data() + 56, Checksum(b.data(), 56));
+  return b;
+}
+
+Result<Manifest> DecodeManifest(std::span<const uint8_t> in, const std::string& file) {
+  auto bad = [&](const std::string& why) { return Status::Corruption(file + ": " + why); };
+  if (in.size() != kManifestBytes)
+    return bad("size " + std::to_string(in.size()) + " bytes, want " + std::to_string(kManifestBytes) +
+               (in.size() < kManifestBytes ? " (truncated)" : " (trailing bytes)"));
+  const uint8_t* p = in.data();
+  if (std::memcmp(p, kManifestMagic, 8) != 0) return bad("bad magic (bytes 0..8): not a strata manifest");
+  if (Checksum(p, 56) != GetU64(p + 56)) return bad("checksum mismatch at offset 56 (bytes 0..56 are damaged)");
+  Manifest m;
+  m.version = GetU32(p + 8);
+  if (m.version != kStateVersion)
+    return bad("version " + std::to_string(m.version) + " (offset 8); this strata reads version " +
+               std::to_string(kStateVersion));
+  m.run_id = GetU64(p + 16);
+  m.committed_step = GetU64(p + 24);
+  m.n_chunks = GetU64(p + 32);
+  m.file_bytes = GetU64(p + 40);
+  m.unix_seconds = GetU64(p + 48);
+  return m;
+}
+
+static Status WriteAll(int fd, const uint8_t* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(path + ": write: " + Errno(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(dir + ": open directory: " + Errno(errno));
+  const int r = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  if (r != 0) return Status::IOError(dir + ": fsync directory: " + Errno(e));
+  return Status::Ok();
+}
+
+Status WriteManifestAtomic(const std::string& dir, const Manifest& m) {
+  const std::string tmp = dir + "/" + kManifestName + ".tmp";
+  const std::string dst = dir + "/" + kManifestName;
+  const auto bytes = EncodeManifest(m);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(tmp + ": create: " + Errno(errno));
+  Status st = WriteAll(fd, bytes.data(), bytes.size(), tmp);
+  if (st.ok() && ::fsync(fd) != 0) st = Status::IOError(tmp + ": fsync: " + Errno(errno));
+  ::close(fd);
+  if (st.ok() && ::rename(tmp.c_str(), dst.c_str()) != 0)
+    st = Status::IOError(tmp + ": rename to " + dst + ": " + Errno(errno));
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());  // the old MANIFEST is untouched
+    return st;
+  }
+  return FsyncDir(dir);
+}
+
+Result<Manifest> ReadManifest(const std::string& dir) {
+  const std::string path = dir + "/" + kManifestName;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return Status::NotFound(path + ": missing: " + dir +
+                              " is not a strata state directory, or its creation never finished");
+    return Status::IOError(path + ": open: " + Errno(errno));
+  }
+  uint8_t buf[kManifestBytes + 1];
+  size_t got = 0;
+  while (got < sizeof buf) {
+    const ssize_t r = ::read(fd, buf + got, sizeof buf - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      const int e = errno;
+      ::close(fd);
+      return Status::IOError(path + ": read: " + Errno(e));
+    }
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  return DecodeManifest(std::span<const uint8_t>(buf, got), path);
+}
+
+}  // namespace strata::offload
