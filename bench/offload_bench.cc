@@ -77,7 +77,8 @@ uint64_t PeakRssBytes() {
   return 0;
 }
 
-Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth) {
+Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth,
+                            uint64_t piece_bytes) {
   if (block % offload::kAlign != 0 || block == 0) return Status::InvalidArgument("probe block must be a multiple of 4096");
   depth = std::max<uint32_t>(1, depth);
   const uint64_t blocks = std::max<uint64_t>(1, bytes / block);
@@ -105,13 +106,13 @@ Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t blo
     const uint32_t v = Hash32(static_cast<uint32_t>(i) ^ 0x5bd1e995u);
     std::memcpy(mem.p + i, &v, 4);
   }
-  auto backend = offload::MakeDefaultBackend(depth + 2);
+  auto backend = offload::MakeDefaultBackend(std::max<uint32_t>(64, depth + 2));
   if (!backend.ok()) return backend.status();
   STRATA_RETURN_IF_ERROR((*backend)->RegisterFiles(std::span<const int>(&fd, 1)));
   std::vector<iovec> iov(depth);
   for (uint32_t i = 0; i < depth; ++i) iov[i] = {mem.p + i * block, block};
   STRATA_RETURN_IF_ERROR((*backend)->RegisterBuffers(iov));
-  IoQueue q(backend->get(), {path});
+  IoQueue q(backend->get(), {path}, piece_bytes);
 
   auto pass = [&](IoOp op) -> Result<double> {
     const double t0 = Now();
@@ -178,7 +179,7 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   if (buffers < 2 && geo.n_chunks() > 1)
     return Status::InvalidArgument("--offload-ram " + std::to_string(opt.ram_budget) + " holds fewer than 2 staging buffers of " +
                                    std::to_string(slot) + " bytes; raise it or lower --chunk");
-  const uint64_t probe_bytes = opt.probe_bytes ? opt.probe_bytes : std::min<uint64_t>(geo.step_io_bytes(), uint64_t{4} << 30);
+  const uint64_t probe_bytes = opt.probe_bytes ? opt.probe_bytes : std::min<uint64_t>(geo.step_io_bytes(), uint64_t{2} << 30);
   const auto space = std::filesystem::space(opt.path, ec);
   if (!ec && space.available < geo.file_bytes() + probe_bytes + (uint64_t{1} << 30))
     return Status::InvalidArgument("--path " + opt.path + ": " + Gb(double(space.available)) + " free, the run needs " +
@@ -192,12 +193,31 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   };
 
   // 1. The disk's own best, with the same io_uring, block size and depth as the engine.
-  say("bench offload: probing %s with %s of O_DIRECT writes, then reads (%llu in flight of %llu bytes)\n",
-      opt.path.c_str(), Gb(double(probe_bytes)).c_str(), (unsigned long long)std::max<uint64_t>(buffers, 1),
-      (unsigned long long)slot);
-  auto probe = ProbeDisk(work, probe_bytes, slot, static_cast<uint32_t>(std::max<uint64_t>(buffers, 1)));
-  if (!probe.ok()) return probe.status();
-  say("bench offload: disk writes %.2f GB/s, reads %.2f GB/s\n", probe->write_GBps, probe->read_GBps);
+  // Several request shapes; the best read and the best write count as the disk's.
+  struct Shape {
+    uint64_t block;
+    uint32_t depth;
+  };
+  const Shape shapes[] = {{slot, static_cast<uint32_t>(std::clamp<uint64_t>(buffers, 1, 32))},
+                          {uint64_t{1} << 20, 8},
+                          {uint64_t{1} << 20, 32}};
+  DiskProbe best;
+  nlohmann::json probes = nlohmann::json::array();
+  for (const Shape& sh : shapes) {
+    say("bench offload: probing %s: %s written twice, then read, in blocks of %llu bytes, %u in flight\n",
+        opt.path.c_str(), Gb(double(probe_bytes)).c_str(), (unsigned long long)sh.block, sh.depth);
+    auto p = ProbeDisk(work, probe_bytes, sh.block, sh.depth);
+    if (!p.ok()) return p.status();
+    probes.push_back({{"block_bytes", sh.block}, {"depth", sh.depth}, {"read_GBps", p->read_GBps},
+                      {"write_GBps", p->write_GBps}, {"first_write_GBps", p->first_write_GBps}});
+    best.bytes = p->bytes;
+    best.direct = p->direct;
+    best.read_GBps = std::max(best.read_GBps, p->read_GBps);
+    best.write_GBps = std::max(best.write_GBps, p->write_GBps);
+    best.first_write_GBps = std::max(best.first_write_GBps, p->first_write_GBps);
+  }
+  const DiskProbe* probe = &best;
+  say("bench offload: the disk's best: writes %.2f GB/s, reads %.2f GB/s\n", probe->write_GBps, probe->read_GBps);
 
   // 2. Step 0: the state file, written once.
   offload::OffloadOptions eo;
@@ -206,6 +226,8 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   eo.ram_budget = opt.ram_budget;
   eo.threads = opt.threads;
   eo.tracer = opt.tracer;
+  eo.io_piece_bytes = opt.io_piece_bytes;
+  eo.queue_depth = opt.queue_depth;
   const std::string state_dir = work + "/state";
   say("bench offload: creating %s of state (%s, %llu chunks) in %s\n", Gb(double(geo.file_bytes())).c_str(),
       offload::LayoutName(opt.layout), (unsigned long long)geo.n_chunks(), state_dir.c_str());
@@ -306,6 +328,8 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   j["backend"] = e.backend_name();
   j["direct_io"] = e.direct_io();
   j["threads"] = opt.threads;
+  j["io_piece_bytes"] = opt.io_piece_bytes;
+  j["queue_depth"] = opt.queue_depth;
   j["simd"] = std::string(SimdLevelName(SimdLevelActive()));
   j["steps"] = opt.steps;
   j["step_seconds"] = median;
@@ -321,6 +345,7 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   j["disk_write_GBps"] = probe->write_GBps;
   j["disk_probe_bytes"] = probe->bytes;
   j["disk_first_write_GBps"] = probe->first_write_GBps;
+  j["disk_probes"] = probes;
   j["disk_efficiency"] = ideal / median;
   j["bytes_per_step_fp32_mv"] = 2.0 * double(fp32.step_io_bytes());
   j["bytes_ratio_vs_fp32_mv"] = (bytes_read + bytes_written) / (2.0 * double(fp32.step_io_bytes()));

@@ -31,8 +31,10 @@ struct OffloadBenchOptions {
   uint32_t chunk_params = 1u << 20;
   int steps = 3;
   int threads = 0;
-  uint64_t probe_bytes = 0;  // 0: one step's worth of bytes, at most 4 GiB
+  uint64_t probe_bytes = 0;  // 0: one step's worth of bytes, at most 2 GiB per request shape
   uint32_t grad_buffers = 4;
+  uint64_t io_piece_bytes = uint64_t{1} << 20;
+  uint32_t queue_depth = 64;
   bool keep = false;      // keep the state directory
   bool verbose = true;    // progress on stderr
   Tracer* tracer = nullptr;
@@ -49,7 +51,8 @@ struct DiskProbe {
   uint64_t bytes = 0;
   bool direct = false;
 };
-[[nodiscard]] Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth);
+[[nodiscard]] Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth,
+                                          uint64_t piece_bytes = uint64_t{1} << 20);
 
 // Peak resident set of this process (VmHWM), bytes.
 uint64_t PeakRssBytes();

@@ -96,15 +96,42 @@ constexpr uint64_t kMaxRaw = uint64_t{1} << 30;
 constexpr int kMaxZeroProgress = 64;
 }  // namespace
 
-IoQueue::IoQueue(IoBackend* backend, std::vector<std::string> file_names)
-    : backend_(backend), file_names_(std::move(file_names)) {
+IoQueue::IoQueue(IoBackend* backend, std::vector<std::string> file_names, uint64_t piece_bytes)
+    : backend_(backend), file_names_(std::move(file_names)), piece_bytes_(std::min(piece_bytes, kMaxRaw)) {
   STRATA_CHECK(backend_ != nullptr);
+  STRATA_CHECK(piece_bytes_ >= 4096 && piece_bytes_ % 4096 == 0);
 }
 
 void IoQueue::Start(IoOp op, int file, uint64_t offset, void* buf, uint64_t len, int buf_index, uint64_t tag) {
-  const uint64_t id = next_id_++;
-  ops_.emplace(id, Op{op, file, offset, static_cast<char*>(buf), len, buf_index, tag});
-  Queue(id);
+  char* p = static_cast<char*>(buf);
+  if (op == IoOp::kFsync || len <= piece_bytes_) {
+    const uint64_t id = next_id_++;
+    ops_.emplace(id, Op{op, file, offset, p, len, buf_index, tag});
+    Queue(id);
+    return;
+  }
+  const uint64_t parent = next_id_++;
+  const size_t pieces = static_cast<size_t>((len + piece_bytes_ - 1) / piece_bytes_);
+  parents_.emplace(parent, Parent{tag, pieces, Status::Ok()});
+  for (uint64_t done = 0; done < len; done += piece_bytes_) {
+    const uint64_t id = next_id_++;
+    ops_.emplace(id, Op{op, file, offset + done, p + done, std::min(piece_bytes_, len - done), buf_index, parent, parent});
+    Queue(id);
+  }
+}
+
+void IoQueue::Finish(Op& op, Status st, std::vector<Done>* done) {
+  if (op.parent == 0) {
+    done->push_back({op.tag, std::move(st)});
+    return;
+  }
+  auto it = parents_.find(op.parent);
+  STRATA_CHECK(it != parents_.end());
+  if (!st.ok() && it->second.status.ok()) it->second.status = std::move(st);
+  if (--it->second.pieces_left == 0) {
+    done->push_back({it->second.tag, std::move(it->second.status)});
+    parents_.erase(it);
+  }
 }
 
 void IoQueue::Queue(uint64_t id) { pending_.push_back(id); }
@@ -189,10 +216,10 @@ Status IoQueue::Poll(std::vector<Done>* done, size_t min_complete) {
       op.left -= moved;
       op.zero_progress = 0;
       finished = op.left == 0;
-      if (!finished && moved < kMaxRaw) ++short_transfers_;
+      if (!finished) ++short_transfers_;
     }
     if (finished) {
-      done->push_back({op.tag, std::move(st)});
+      Finish(op, std::move(st), done);
       ops_.erase(it);
     } else {
       Queue(c.tag);

@@ -75,8 +75,11 @@ class IoBackend {
 // Logical transfers over a backend. Not thread-safe: one thread (the event loop) drives it.
 class IoQueue {
  public:
-  // The files, in registration order, with the names used in error messages.
-  IoQueue(IoBackend* backend, std::vector<std::string> file_names);
+  // The files, in registration order, with the names used in error messages. A transfer longer
+  // than piece_bytes goes out as several requests of at most piece_bytes, all in flight at once
+  // (virtual and real disks often serve 1 MiB requests better than one large one).
+  IoQueue(IoBackend* backend, std::vector<std::string> file_names, uint64_t piece_bytes = kDefaultPieceBytes);
+  static constexpr uint64_t kDefaultPieceBytes = uint64_t{1} << 20;
 
   // Starts a logical transfer; its result comes out of Poll with the same tag. For kFsync only
   // `file` and `tag` matter. A transfer may be longer than one raw request can carry.
@@ -92,7 +95,7 @@ class IoQueue {
   // rest of short transfers, and appends finished logical transfers to *done. Flushes.
   [[nodiscard]] Status Poll(std::vector<Done>* done, size_t min_complete);
 
-  size_t in_flight() const { return ops_.size(); }
+  size_t in_flight() const { return ops_.size(); }  // raw pieces not yet finished
   IoBackend* backend() const { return backend_; }
   uint64_t retries() const { return retries_; }
   uint64_t short_transfers() const { return short_transfers_; }
@@ -105,15 +108,24 @@ class IoQueue {
     char* buf;
     uint64_t left;
     int buf_index;
-    uint64_t tag;
+    uint64_t tag;  // the caller's tag, or the parent's id for a piece
+    uint64_t parent = 0;
     int zero_progress = 0;
   };
+  struct Parent {
+    uint64_t tag;
+    size_t pieces_left;
+    Status status;
+  };
+  void Finish(Op& op, Status st, std::vector<Done>* done);
   void Queue(uint64_t id);
   Status Fail(const Op& op, const std::string& why);
 
   IoBackend* backend_;
   std::vector<std::string> file_names_;
+  uint64_t piece_bytes_;
   std::unordered_map<uint64_t, Op> ops_;  // by internal id
+  std::unordered_map<uint64_t, Parent> parents_;  // transfers cut into pieces, by internal id
   std::deque<uint64_t> pending_;           // ids waiting for a submission slot
   uint64_t next_id_ = 1;
   uint32_t submitted_ = 0;  // raw requests in the kernel

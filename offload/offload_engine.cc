@@ -203,7 +203,9 @@ struct OffloadEngine::Impl {
     std::vector<iovec> iov(nbuf);
     for (size_t i = 0; i < nbuf; ++i) iov[i] = {staging + i * slot_bytes, slot_bytes};
     STRATA_RETURN_IF_ERROR(backend->RegisterBuffers(iov));
-    queue = std::make_unique<IoQueue>(backend.get(), std::vector<std::string>{path});
+    if (opt.io_piece_bytes < kAlign || opt.io_piece_bytes % kAlign != 0)
+      return Status::InvalidArgument("io piece size: " + std::to_string(opt.io_piece_bytes) + " is not a multiple of 4096");
+    queue = std::make_unique<IoQueue>(backend.get(), std::vector<std::string>{path}, opt.io_piece_bytes);
 
     pool = std::make_unique<ThreadPool>(opt.threads);
     tracer = opt.tracer;

@@ -89,8 +89,12 @@ void AddBenchOffloadCommand(CLI::App& bench, int* exit_code) {
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--threads", flags->opt.threads, "Compute threads (0: all)")->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  cmd->add_option("--probe-bytes", flags->opt.probe_bytes, "Bytes the disk probe writes and reads (default: one step's, at most 4 GiB)")
+  cmd->add_option("--probe-bytes", flags->opt.probe_bytes, "Bytes the disk probe writes and reads (default: one step's, at most 2 GiB per request shape)")
       ->transform(CLI::AsSizeValue(false));
+  cmd->add_option("--io-piece", flags->opt.io_piece_bytes, "Each slot transfer goes out in requests of this size")
+      ->capture_default_str()->transform(CLI::AsSizeValue(false));
+  cmd->add_option("--queue-depth", flags->opt.queue_depth, "io_uring entries (raw requests in flight)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--json", flags->json_path, "Also write the figures to this JSON file");
   cmd->add_option("--trace", flags->trace_path, "Write a Chrome trace of every chunk's stages (Perfetto)");
   cmd->add_flag("--keep", flags->opt.keep, "Keep the state directory (to run strata inspect on it)");
