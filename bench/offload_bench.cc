@@ -193,7 +193,8 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   };
 
   // 1. The disk's own best, with the same io_uring, block size and depth as the engine.
-  // Several request shapes; the best read and the best write count as the disk's.
+  // Several request shapes, before the steps and again after them (the disk of a shared machine
+  // varies): the best read and the best write of all count as the disk's.
   struct Shape {
     uint64_t block;
     uint32_t depth;
@@ -203,21 +204,24 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
                           {uint64_t{1} << 20, 32}};
   DiskProbe best;
   nlohmann::json probes = nlohmann::json::array();
-  for (const Shape& sh : shapes) {
-    say("bench offload: probing %s: %s written twice, then read, in blocks of %llu bytes, %u in flight\n",
-        opt.path.c_str(), Gb(double(probe_bytes)).c_str(), (unsigned long long)sh.block, sh.depth);
-    auto p = ProbeDisk(work, probe_bytes, sh.block, sh.depth);
-    if (!p.ok()) return p.status();
-    probes.push_back({{"block_bytes", sh.block}, {"depth", sh.depth}, {"read_GBps", p->read_GBps},
-                      {"write_GBps", p->write_GBps}, {"first_write_GBps", p->first_write_GBps}});
-    best.bytes = p->bytes;
-    best.direct = p->direct;
-    best.read_GBps = std::max(best.read_GBps, p->read_GBps);
-    best.write_GBps = std::max(best.write_GBps, p->write_GBps);
-    best.first_write_GBps = std::max(best.first_write_GBps, p->first_write_GBps);
-  }
+  auto run_probes = [&](const char* when) -> Status {
+    for (const Shape& sh : shapes) {
+      say("bench offload: probing %s %s: %s written twice, then read, in blocks of %llu bytes, %u in flight\n",
+          opt.path.c_str(), when, Gb(double(probe_bytes)).c_str(), (unsigned long long)sh.block, sh.depth);
+      auto p = ProbeDisk(work, probe_bytes, sh.block, sh.depth);
+      if (!p.ok()) return p.status();
+      probes.push_back({{"when", when}, {"block_bytes", sh.block}, {"depth", sh.depth}, {"read_GBps", p->read_GBps},
+                        {"write_GBps", p->write_GBps}, {"first_write_GBps", p->first_write_GBps}});
+      best.bytes = p->bytes;
+      best.direct = p->direct;
+      best.read_GBps = std::max(best.read_GBps, p->read_GBps);
+      best.write_GBps = std::max(best.write_GBps, p->write_GBps);
+      best.first_write_GBps = std::max(best.first_write_GBps, p->first_write_GBps);
+    }
+    return Status::Ok();
+  };
+  STRATA_RETURN_IF_ERROR(run_probes("before the steps"));
   const DiskProbe* probe = &best;
-  say("bench offload: the disk's best: writes %.2f GB/s, reads %.2f GB/s\n", probe->write_GBps, probe->read_GBps);
 
   // 2. Step 0: the state file, written once.
   offload::OffloadOptions eo;
@@ -251,6 +255,9 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   std::vector<double> step_seconds;
   double grad_seconds_total = 0;
   const offload::OffloadStats before = e.stats();
+  // Backward produces the last layer's gradients first; --order ascending is there to compare.
+  std::vector<uint64_t> order(geo.n_chunks());
+  for (uint64_t k = 0; k < order.size(); ++k) order[k] = opt.ascending ? k : geo.n_chunks() - 1 - k;
   for (int s = 0; s < opt.steps; ++s) {
     free_list.clear();
     for (uint32_t i = 0; i < opt.grad_buffers; ++i) free_list.push_back(i);
@@ -263,11 +270,11 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
       weights_hash ^= h + c;
       free_list.push_back(buf_of[c]);
       cv.notify_one();
-    });
+    }, order);
     STRATA_RETURN_IF_ERROR(st);
     Status submit;
     for (uint64_t k = 0; k < geo.n_chunks() && submit.ok(); ++k) {
-      const uint64_t c = geo.n_chunks() - 1 - k;  // as backward produces them
+      const uint64_t c = order[k];
       uint32_t b;
       {
         std::unique_lock<std::mutex> lk(mu);
@@ -299,6 +306,13 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
         grad_seconds);
   }
   const offload::OffloadStats after = e.stats();
+  const size_t staging_buffers = e.staging_buffers();
+  const uint64_t staging_bytes = e.staging_bytes();
+  const std::string backend_name = e.backend_name();
+  const bool direct_io = e.direct_io();
+  engine->reset();  // its staging memory goes back before the second probe allocates its own
+  STRATA_RETURN_IF_ERROR(run_probes("after the steps"));
+  say("bench offload: the disk's best: writes %.2f GB/s, reads %.2f GB/s\n", probe->write_GBps, probe->read_GBps);
   const double steps = opt.steps;
   std::vector<double> sorted = step_seconds;
   std::sort(sorted.begin(), sorted.end());
@@ -322,14 +336,15 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   j["slot_bytes"] = slot;
   j["state_file_bytes"] = geo.file_bytes();
   j["ram_budget_bytes"] = opt.ram_budget;
-  j["staging_buffers"] = e.staging_buffers();
-  j["staging_bytes"] = e.staging_bytes();
+  j["staging_buffers"] = staging_buffers;
+  j["staging_bytes"] = staging_bytes;
   j["gradient_buffer_bytes"] = grad_mem.size() * sizeof(float);
-  j["backend"] = e.backend_name();
-  j["direct_io"] = e.direct_io();
+  j["backend"] = backend_name;
+  j["direct_io"] = direct_io;
   j["threads"] = opt.threads;
   j["io_piece_bytes"] = opt.io_piece_bytes;
   j["queue_depth"] = opt.queue_depth;
+  j["order"] = opt.ascending ? "ascending" : "descending";
   j["simd"] = std::string(SimdLevelName(SimdLevelActive()));
   j["steps"] = opt.steps;
   j["step_seconds"] = median;

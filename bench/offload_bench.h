@@ -34,7 +34,8 @@ struct OffloadBenchOptions {
   uint64_t probe_bytes = 0;  // 0: one step's worth of bytes, at most 2 GiB per request shape
   uint32_t grad_buffers = 4;
   uint64_t io_piece_bytes = uint64_t{1} << 20;
-  uint32_t queue_depth = 64;
+  uint32_t queue_depth = 16;
+  bool ascending = false;  // chunk order of the gradients (default: descending, as backward)
   bool keep = false;      // keep the state directory
   bool verbose = true;    // progress on stderr
   Tracer* tracer = nullptr;

@@ -195,7 +195,8 @@ struct OffloadEngine::Impl {
     staging = static_cast<uint8_t*>(p);
 
     auto make = opt.make_backend ? opt.make_backend : MakeDefaultBackend;
-    const uint32_t entries = std::max<uint32_t>(opt.queue_depth, static_cast<uint32_t>(nbuf) + 2);
+    // Raw requests in flight; transfers beyond it wait in IoQueue (deep queues are slower on some disks).
+    const uint32_t entries = std::max<uint32_t>(opt.queue_depth, 1);
     auto b = make(entries);
     if (!b.ok()) return b.status();
     backend = std::move(*b);

@@ -43,7 +43,7 @@ struct OffloadOptions {
   // Host memory for staging buffers (--offload-ram). At least two slots' worth.
   uint64_t ram_budget = uint64_t{256} << 20;
   int threads = 0;  // compute threads, the compute thread included; 0 = all cores
-  uint32_t queue_depth = 64;           // io_uring entries (at least staging buffers + 2)
+  uint32_t queue_depth = 16;  // raw requests in flight (io_uring entries)
   uint64_t io_piece_bytes = uint64_t{1} << 20;  // each slot transfer goes out in pieces of this size
   bool direct = true;  // O_DIRECT; falls back to buffered I/O where the file system refuses it
   SimdLevel simd = SimdLevelActive();

@@ -53,8 +53,11 @@ struct Geometry {
   static uint64_t PayloadBytes(Layout layout, uint64_t n);
   // Header + payload of a full chunk, rounded up to 4 KiB; every slot has this size.
   uint64_t slot_bytes() const { return AlignUp(kSlotHeaderBytes + PayloadBytes(layout, chunk_params), kAlign); }
+  // All A slots, then all B slots, each region holding the chunks last first: backward hands in
+  // the last chunk first, so a step reads one region and writes the other as two ascending
+  // sequential streams, which disks serve fastest.
   uint64_t slot_offset(uint64_t chunk, uint32_t slot) const {
-    return kFileHeaderBytes + (2 * chunk + slot) * slot_bytes();
+    return kFileHeaderBytes + (slot * n_chunks() + (n_chunks() - 1 - chunk)) * slot_bytes();
   }
   uint64_t file_bytes() const { return kFileHeaderBytes + 2 * n_chunks() * slot_bytes(); }
   // Bytes one step reads and writes (every chunk's slot, padding included).

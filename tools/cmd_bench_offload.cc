@@ -17,6 +17,7 @@ struct BenchOffloadFlags {
   bench::OffloadBenchOptions opt;
   std::string layout = "q8_master_mv";
   std::string json_path, trace_path;
+  std::string order = "descending";
   bool quiet = false;
 };
 
@@ -28,6 +29,7 @@ int RunBenchOffload(BenchOffloadFlags& f) {
   }
   f.opt.layout = *layout;
   f.opt.verbose = !f.quiet;
+  f.opt.ascending = f.order == "ascending";
   std::unique_ptr<Tracer> tracer;
   if (!f.trace_path.empty()) {
     tracer = std::make_unique<Tracer>();
@@ -95,6 +97,8 @@ void AddBenchOffloadCommand(CLI::App& bench, int* exit_code) {
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
   cmd->add_option("--queue-depth", flags->opt.queue_depth, "io_uring entries (raw requests in flight)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--order", flags->order, "Order the gradients arrive in: descending (as backward) or ascending")
+      ->capture_default_str()->check(CLI::IsMember({"descending", "ascending"}));
   cmd->add_option("--json", flags->json_path, "Also write the figures to this JSON file");
   cmd->add_option("--trace", flags->trace_path, "Write a Chrome trace of every chunk's stages (Perfetto)");
   cmd->add_flag("--keep", flags->opt.keep, "Keep the state directory (to run strata inspect on it)");

@@ -31,8 +31,11 @@ TEST(StateFile, GeometryOfEveryLayout) {
     EXPECT_EQ(g.slot_bytes() % kAlign, 0u);
     EXPECT_GE(g.slot_bytes(), kSlotHeaderBytes + Geometry::PayloadBytes(l, 1280));
     EXPECT_LT(g.slot_bytes(), kSlotHeaderBytes + Geometry::PayloadBytes(l, 1280) + kAlign);
-    EXPECT_EQ(g.slot_offset(0, 0), kFileHeaderBytes);
-    EXPECT_EQ(g.slot_offset(3, 1), kFileHeaderBytes + 7 * g.slot_bytes());
+    // All A slots, then all B slots, each region last chunk first.
+    EXPECT_EQ(g.slot_offset(10, 0), kFileHeaderBytes);
+    EXPECT_EQ(g.slot_offset(0, 0), kFileHeaderBytes + 10 * g.slot_bytes());
+    EXPECT_EQ(g.slot_offset(10, 1), kFileHeaderBytes + 11 * g.slot_bytes());
+    EXPECT_EQ(g.slot_offset(3, 1), kFileHeaderBytes + (11 + 7) * g.slot_bytes());
     EXPECT_EQ(g.file_bytes(), kFileHeaderBytes + 22 * g.slot_bytes());
   }
   EXPECT_EQ(Geometry::PayloadBytes(Layout::kQ8MV, 257), 2 * 257 + 8 * 2u);
