@@ -77,80 +77,79 @@ uint64_t PeakRssBytes() {
   return 0;
 }
 
-Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth,
-                            uint64_t piece_bytes) {
-  if (block % offload::kAlign != 0 || block == 0) return Status::InvalidArgument("probe block must be a multiple of 4096");
-  depth = std::max<uint32_t>(1, depth);
-  const uint64_t blocks = std::max<uint64_t>(1, bytes / block);
-  bytes = blocks * block;
-  const std::string path = dir + "/disk-probe.bin";
-  DiskProbe out;
-  out.bytes = bytes;
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
-  out.direct = fd >= 0;
-  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(path + ": create: " + strerror(errno));
-  struct Closer {
-    int fd;
-    std::string path;
-    ~Closer() {
-      ::close(fd);
-      ::unlink(path.c_str());
-    }
-  } closer{fd, path};
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0 && errno != EOPNOTSUPP)
-    return Status::IOError(path + ": reserving " + std::to_string(bytes) + " bytes: " + strerror(errno));
-  Mapping mem(depth * block);
-  if (!mem.p) return Status::OutOfMemory("disk probe: " + std::to_string(depth * block) + " bytes of buffers");
-  for (size_t i = 0; i < mem.n; i += 4) {  // incompressible bytes
-    const uint32_t v = Hash32(static_cast<uint32_t>(i) ^ 0x5bd1e995u);
-    std::memcpy(mem.p + i, &v, 4);
+DiskProber::~DiskProber() {
+  queue_.reset();
+  backend_.reset();
+  if (mem_) ::munmap(mem_, mem_bytes_);
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(path_.c_str());
   }
-  auto backend = offload::MakeDefaultBackend(std::max<uint32_t>(64, depth + 2));
-  if (!backend.ok()) return backend.status();
-  STRATA_RETURN_IF_ERROR((*backend)->RegisterFiles(std::span<const int>(&fd, 1)));
-  std::vector<iovec> iov(depth);
-  for (uint32_t i = 0; i < depth; ++i) iov[i] = {mem.p + i * block, block};
-  STRATA_RETURN_IF_ERROR((*backend)->RegisterBuffers(iov));
-  IoQueue q(backend->get(), {path}, piece_bytes);
+}
 
-  auto pass = [&](IoOp op) -> Result<double> {
-    const double t0 = Now();
-    uint64_t next = 0, done_count = 0;
-    std::vector<IoQueue::Done> done;
-    for (uint32_t i = 0; i < depth && next < blocks; ++i, ++next)
-      q.Start(op, 0, next * block, mem.p + i * block, block, static_cast<int>(i), i);
-    while (done_count < blocks) {
-      done.clear();
-      STRATA_RETURN_IF_ERROR(q.Poll(&done, 1));
-      for (auto& d : done) {
-        STRATA_RETURN_IF_ERROR(std::move(d.status));
-        ++done_count;
-        if (next < blocks) {
-          const uint64_t i = d.tag;
-          q.Start(op, 0, next * block, mem.p + i * block, block, static_cast<int>(i), i);
-          ++next;
-        }
+Result<std::unique_ptr<DiskProber>> DiskProber::Create(const std::string& dir, uint64_t bytes, uint64_t max_block,
+                                                       uint32_t max_depth) {
+  if (max_block == 0 || max_block % offload::kAlign != 0)
+    return Status::InvalidArgument("disk probe: block size must be a multiple of 4096");
+  std::unique_ptr<DiskProber> p(new DiskProber);
+  p->max_block_ = max_block;
+  p->max_depth_ = std::max<uint32_t>(1, max_depth);
+  p->bytes_ = std::max<uint64_t>(1, bytes / max_block) * max_block;
+  p->path_ = dir + "/disk-probe.bin";
+  p->fd_ = ::open(p->path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+  p->direct_ = p->fd_ >= 0;
+  if (p->fd_ < 0 && errno == EINVAL) p->fd_ = ::open(p->path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (p->fd_ < 0) return Status::IOError(p->path_ + ": create: " + strerror(errno));
+  if (::fallocate(p->fd_, 0, 0, static_cast<off_t>(p->bytes_)) != 0 && errno != EOPNOTSUPP)
+    return Status::IOError(p->path_ + ": reserving " + std::to_string(p->bytes_) + " bytes: " + strerror(errno));
+  p->mem_bytes_ = p->max_depth_ * max_block;
+  void* m = ::mmap(nullptr, p->mem_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return Status::OutOfMemory("disk probe: " + std::to_string(p->mem_bytes_) + " bytes of buffers");
+  p->mem_ = static_cast<uint8_t*>(m);
+  for (size_t i = 0; i < p->mem_bytes_; i += 4) {  // incompressible bytes
+    const uint32_t v = Hash32(static_cast<uint32_t>(i) ^ 0x5bd1e995u);
+    std::memcpy(p->mem_ + i, &v, 4);
+  }
+  auto backend = offload::MakeDefaultBackend(16);
+  if (!backend.ok()) return backend.status();
+  p->backend_ = std::move(*backend);
+  STRATA_RETURN_IF_ERROR(p->backend_->RegisterFiles(std::span<const int>(&p->fd_, 1)));
+  iovec iov{p->mem_, p->mem_bytes_};
+  STRATA_RETURN_IF_ERROR(p->backend_->RegisterBuffers(std::span<const iovec>(&iov, 1)));
+  p->queue_ = std::make_unique<IoQueue>(p->backend_.get(), std::vector<std::string>{p->path_});
+  auto first = p->Pass(true, max_block, p->max_depth_);
+  if (!first.ok()) return first.status();
+  p->first_write_GBps_ = *first;
+  return p;
+}
+
+Result<double> DiskProber::Pass(bool write, uint64_t block, uint32_t depth) {
+  if (block > max_block_ || block % offload::kAlign != 0 || depth == 0 || depth * block > mem_bytes_)
+    return Status::InvalidArgument("disk probe: shape outside the probe's buffers");
+  const IoOp op = write ? IoOp::kWrite : IoOp::kRead;
+  const uint64_t blocks = bytes_ / block;
+  const double t0 = Now();
+  uint64_t next = 0, finished = 0;
+  std::vector<IoQueue::Done> done;
+  for (uint32_t i = 0; i < depth && next < blocks; ++i, ++next)
+    queue_->Start(op, 0, next * block, mem_ + i * block, block, 0, i);
+  while (finished < blocks) {
+    done.clear();
+    STRATA_RETURN_IF_ERROR(queue_->Poll(&done, 1));
+    for (auto& d : done) {
+      STRATA_RETURN_IF_ERROR(std::move(d.status));
+      ++finished;
+      if (next < blocks) {
+        queue_->Start(op, 0, next * block, mem_ + d.tag * block, block, 0, d.tag);
+        ++next;
       }
     }
-    if (op == IoOp::kWrite) {
-      q.Start(IoOp::kFsync, 0, 0, nullptr, 0, -1, 0);
-      STRATA_RETURN_IF_ERROR(offload::RunTransfers(q, 1));
-    }
-    return double(bytes) / (Now() - t0) / 1e9;
-  };
-  // The first pass writes into freshly reserved (unwritten) extents, which costs the file system
-  // extra work; the state file's steps overwrite written blocks, so the timed pass does too.
-  auto w0 = pass(IoOp::kWrite);
-  if (!w0.ok()) return w0.status();
-  auto w = pass(IoOp::kWrite);
-  if (!w.ok()) return w.status();
-  out.first_write_GBps = *w0;
-  auto r = pass(IoOp::kRead);
-  if (!r.ok()) return r.status();
-  out.write_GBps = *w;
-  out.read_GBps = *r;
-  return out;
+  }
+  if (write) {
+    queue_->Start(IoOp::kFsync, 0, 0, nullptr, 0, -1, 0);
+    STRATA_RETURN_IF_ERROR(offload::RunTransfers(*queue_, 1));
+  }
+  return double(blocks * block) / (Now() - t0) / 1e9;
 }
 
 Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
@@ -179,7 +178,7 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   if (buffers < 2 && geo.n_chunks() > 1)
     return Status::InvalidArgument("--offload-ram " + std::to_string(opt.ram_budget) + " holds fewer than 2 staging buffers of " +
                                    std::to_string(slot) + " bytes; raise it or lower --chunk");
-  const uint64_t probe_bytes = opt.probe_bytes ? opt.probe_bytes : std::min<uint64_t>(geo.step_io_bytes(), uint64_t{2} << 30);
+  const uint64_t probe_bytes = opt.probe_bytes ? opt.probe_bytes : std::min<uint64_t>(geo.step_io_bytes(), uint64_t{8} << 30);
   const auto space = std::filesystem::space(opt.path, ec);
   if (!ec && space.available < geo.file_bytes() + probe_bytes + (uint64_t{1} << 30))
     return Status::InvalidArgument("--path " + opt.path + ": " + Gb(double(space.available)) + " free, the run needs " +
@@ -193,30 +192,35 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   };
 
   // 1. The disk's own best, with the same io_uring, block size and depth as the engine.
-  // Several request shapes, before the steps and again after them (the disk of a shared machine
+  // Two request shapes (the engine's slot-sized transfers at its depth, and 1 MiB blocks 8 deep,
+  // which some disks prefer), before the steps and again after them (the disk of a shared machine
   // varies): the best read and the best write of all count as the disk's.
   struct Shape {
     uint64_t block;
     uint32_t depth;
   };
-  const Shape shapes[] = {{slot, static_cast<uint32_t>(std::clamp<uint64_t>(buffers, 1, 32))},
-                          {uint64_t{1} << 20, 8},
-                          {uint64_t{1} << 20, 32}};
+  const Shape shapes[] = {{slot, static_cast<uint32_t>(std::clamp<uint64_t>(buffers, 1, 16))},
+                          {uint64_t{1} << 20, 8}};
+  say("bench offload: disk probe file of %s in %s\n", Gb(double(probe_bytes)).c_str(), opt.path.c_str());
   DiskProbe best;
   nlohmann::json probes = nlohmann::json::array();
   auto run_probes = [&](const char* when) -> Status {
+    auto prober = DiskProber::Create(work, probe_bytes, slot, shapes[0].depth);
+    if (!prober.ok()) return prober.status();
+    best.bytes = (*prober)->bytes();
+    best.direct = (*prober)->direct();
+    best.first_write_GBps = std::max(best.first_write_GBps, (*prober)->first_write_GBps());
     for (const Shape& sh : shapes) {
-      say("bench offload: probing %s %s: %s written twice, then read, in blocks of %llu bytes, %u in flight\n",
-          opt.path.c_str(), when, Gb(double(probe_bytes)).c_str(), (unsigned long long)sh.block, sh.depth);
-      auto p = ProbeDisk(work, probe_bytes, sh.block, sh.depth);
-      if (!p.ok()) return p.status();
-      probes.push_back({{"when", when}, {"block_bytes", sh.block}, {"depth", sh.depth}, {"read_GBps", p->read_GBps},
-                        {"write_GBps", p->write_GBps}, {"first_write_GBps", p->first_write_GBps}});
-      best.bytes = p->bytes;
-      best.direct = p->direct;
-      best.read_GBps = std::max(best.read_GBps, p->read_GBps);
-      best.write_GBps = std::max(best.write_GBps, p->write_GBps);
-      best.first_write_GBps = std::max(best.first_write_GBps, p->first_write_GBps);
+      auto w = (*prober)->Pass(true, sh.block, sh.depth);
+      if (!w.ok()) return w.status();
+      auto r = (*prober)->Pass(false, sh.block, sh.depth);
+      if (!r.ok()) return r.status();
+      say("bench offload: disk %s, blocks of %llu bytes, %u in flight: writes %.2f GB/s, reads %.2f GB/s\n", when,
+          (unsigned long long)sh.block, sh.depth, *w, *r);
+      probes.push_back({{"when", when}, {"block_bytes", sh.block}, {"depth", sh.depth}, {"read_GBps", *r},
+                        {"write_GBps", *w}});
+      best.read_GBps = std::max(best.read_GBps, *r);
+      best.write_GBps = std::max(best.write_GBps, *w);
     }
     return Status::Ok();
   };

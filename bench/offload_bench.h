@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "offload/io.h"
 #include "offload/state_file.h"
 #include "runtime/status.h"
 
@@ -31,7 +33,7 @@ struct OffloadBenchOptions {
   uint32_t chunk_params = 1u << 20;
   int steps = 3;
   int threads = 0;
-  uint64_t probe_bytes = 0;  // 0: one step's worth of bytes, at most 2 GiB per request shape
+  uint64_t probe_bytes = 0;  // 0: one step's traffic (the bytes it reads), at most 8 GiB
   uint32_t grad_buffers = 4;
   uint64_t io_piece_bytes = uint64_t{1} << 20;
   uint32_t queue_depth = 16;
@@ -44,16 +46,43 @@ struct OffloadBenchOptions {
 [[nodiscard]] Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt);
 std::string FormatOffloadBench(const nlohmann::json& r);
 
-// Disk probe: sequential O_DIRECT writes (twice: the second, over written blocks, is timed) then reads of `bytes` in blocks of `block` bytes with
-// `depth` in flight, through strata's io_uring. Returns {write_GBps, read_GBps}.
+// The disk's own bandwidth through strata's io_uring: sequential O_DIRECT passes over one probe
+// file of `bytes` (as large as one step's traffic, so a cache in front of the disk helps the probe
+// no more than it helps the steps). The file is written once untimed at creation (into freshly
+// reserved blocks, which is slower and not the disk's best), then each Pass rewrites or reads all
+// of it in blocks of `block` bytes, `depth` in flight, each block cut into 1 MiB requests.
+class DiskProber {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<DiskProber>> Create(const std::string& dir, uint64_t bytes,
+                                                                  uint64_t max_block, uint32_t max_depth);
+  ~DiskProber();
+  // GB/s (1e9 bytes per second) of one pass.
+  [[nodiscard]] Result<double> Pass(bool write, uint64_t block, uint32_t depth);
+  uint64_t bytes() const { return bytes_; }
+  bool direct() const { return direct_; }
+  double first_write_GBps() const { return first_write_GBps_; }
+
+ private:
+  DiskProber() = default;
+  std::string path_;
+  int fd_ = -1;
+  bool direct_ = false;
+  uint64_t bytes_ = 0, max_block_ = 0;
+  uint32_t max_depth_ = 0;
+  uint8_t* mem_ = nullptr;
+  size_t mem_bytes_ = 0;
+  std::unique_ptr<offload::IoBackend> backend_;
+  std::unique_ptr<offload::IoQueue> queue_;
+  double first_write_GBps_ = 0;
+};
+
+// The best of several passes.
 struct DiskProbe {
   double write_GBps = 0, read_GBps = 0;
-  double first_write_GBps = 0;  // into freshly reserved blocks (not the best; reported apart)
+  double first_write_GBps = 0;  // into freshly reserved blocks (not the disk's best; reported apart)
   uint64_t bytes = 0;
   bool direct = false;
 };
-[[nodiscard]] Result<DiskProbe> ProbeDisk(const std::string& dir, uint64_t bytes, uint64_t block, uint32_t depth,
-                                          uint64_t piece_bytes = uint64_t{1} << 20);
 
 // Peak resident set of this process (VmHWM), bytes.
 uint64_t PeakRssBytes();

@@ -91,7 +91,7 @@ void AddBenchOffloadCommand(CLI::App& bench, int* exit_code) {
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--threads", flags->opt.threads, "Compute threads (0: all)")->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  cmd->add_option("--probe-bytes", flags->opt.probe_bytes, "Bytes the disk probe writes and reads (default: one step's, at most 2 GiB per request shape)")
+  cmd->add_option("--probe-bytes", flags->opt.probe_bytes, "Bytes the disk probe writes and reads (default: what one step reads, at most 8 GiB)")
       ->transform(CLI::AsSizeValue(false));
   cmd->add_option("--io-piece", flags->opt.io_piece_bytes, "Each slot transfer goes out in requests of this size")
       ->capture_default_str()->transform(CLI::AsSizeValue(false));

@@ -8,7 +8,10 @@
 The state file mirrors strata's layout: a 4096-byte header, then per chunk two
 slots A and B of --slot-bytes each (a multiple of 4096):
 
-    offset(chunk c, slot s) = 4096 + (2*c + s) * slot_bytes
+    offset(position p, slot s) = 4096 + (s*C + p) * slot_bytes
+
+(all A slots, then all B slots; strata stores the chunks last first, and a step visits
+them last first, so it walks positions 0, 1, 2, ... of each region; so does this script).
 
 Step t (t = 1..S) reads slot (t-1)%2 and writes slot t%2 of every chunk, in
 chunk order. The I/O goes through DeepSpeed's `aio_handle`
@@ -87,8 +90,14 @@ def parse_size(s):
     return n * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
 
 
-def slot_offset(chunk, slot, slot_bytes):
-    return HEADER_BYTES + (2 * chunk + slot) * slot_bytes
+CHUNKS = 0  # set in main(): the region size in slots
+
+
+def slot_offset(pos, slot, slot_bytes):
+    # strata's layout: all A slots, then all B slots. Within a region strata stores the chunks
+    # last first, and a step visits them last first (as backward produces gradients), so it
+    # touches positions 0, 1, 2, ... of each region: this script walks positions in that order.
+    return HEADER_BYTES + (slot * CHUNKS + pos) * slot_bytes
 
 
 def fail_unavailable(reason, json_path):
@@ -351,6 +360,8 @@ def main():
         bad("--block-size must be a multiple of %d below 2 GiB" % ALIGN)
     if args.slot_bytes % args.aio_threads or (args.slot_bytes // args.aio_threads) % ALIGN:
         bad("--slot-bytes / --aio-threads must be a whole multiple of %d (each thread gets an equal share)" % ALIGN)
+    global CHUNKS
+    CHUNKS = args.chunks
     file_bytes = HEADER_BYTES + 2 * args.chunks * args.slot_bytes
     d, why = check_dir(args, file_bytes)
     if why:
