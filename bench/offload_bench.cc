@@ -87,14 +87,12 @@ DiskProber::~DiskProber() {
   }
 }
 
-Result<std::unique_ptr<DiskProber>> DiskProber::Create(const std::string& dir, uint64_t bytes, uint64_t max_block,
-                                                       uint32_t max_depth) {
-  if (max_block == 0 || max_block % offload::kAlign != 0)
-    return Status::InvalidArgument("disk probe: block size must be a multiple of 4096");
+Result<std::unique_ptr<DiskProber>> DiskProber::Create(const std::string& dir, uint64_t bytes, uint64_t buffer_bytes,
+                                                       uint64_t max_block, uint64_t first_block, uint32_t first_depth) {
+  if (max_block == 0 || max_block % offload::kAlign != 0 || buffer_bytes < max_block)
+    return Status::InvalidArgument("disk probe: block size must be a multiple of 4096 within the buffers");
   std::unique_ptr<DiskProber> p(new DiskProber);
-  p->max_block_ = max_block;
-  p->max_depth_ = std::max<uint32_t>(1, max_depth);
-  p->bytes_ = std::max<uint64_t>(1, bytes / max_block) * max_block;
+  p->bytes_ = offload::AlignUp(std::max(bytes, max_block), offload::kAlign);
   p->path_ = dir + "/disk-probe.bin";
   p->fd_ = ::open(p->path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
   p->direct_ = p->fd_ >= 0;
@@ -102,7 +100,7 @@ Result<std::unique_ptr<DiskProber>> DiskProber::Create(const std::string& dir, u
   if (p->fd_ < 0) return Status::IOError(p->path_ + ": create: " + strerror(errno));
   if (::fallocate(p->fd_, 0, 0, static_cast<off_t>(p->bytes_)) != 0 && errno != EOPNOTSUPP)
     return Status::IOError(p->path_ + ": reserving " + std::to_string(p->bytes_) + " bytes: " + strerror(errno));
-  p->mem_bytes_ = p->max_depth_ * max_block;
+  p->mem_bytes_ = offload::AlignUp(buffer_bytes, offload::kAlign);
   void* m = ::mmap(nullptr, p->mem_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return Status::OutOfMemory("disk probe: " + std::to_string(p->mem_bytes_) + " bytes of buffers");
   p->mem_ = static_cast<uint8_t*>(m);
@@ -117,15 +115,15 @@ Result<std::unique_ptr<DiskProber>> DiskProber::Create(const std::string& dir, u
   iovec iov{p->mem_, p->mem_bytes_};
   STRATA_RETURN_IF_ERROR(p->backend_->RegisterBuffers(std::span<const iovec>(&iov, 1)));
   p->queue_ = std::make_unique<IoQueue>(p->backend_.get(), std::vector<std::string>{p->path_});
-  auto first = p->Pass(true, max_block, p->max_depth_);
+  auto first = p->Pass(true, first_block, first_depth);
   if (!first.ok()) return first.status();
   p->first_write_GBps_ = *first;
   return p;
 }
 
 Result<double> DiskProber::Pass(bool write, uint64_t block, uint32_t depth) {
-  if (block > max_block_ || block % offload::kAlign != 0 || depth == 0 || depth * block > mem_bytes_)
-    return Status::InvalidArgument("disk probe: shape outside the probe's buffers");
+  if (block == 0 || block % offload::kAlign != 0 || depth == 0 || depth * block > mem_bytes_ || block > bytes_)
+    return Status::InvalidArgument("disk probe: shape outside the probe's buffers or file");
   const IoOp op = write ? IoOp::kWrite : IoOp::kRead;
   const uint64_t blocks = bytes_ / block;
   const double t0 = Now();
@@ -205,7 +203,12 @@ Result<nlohmann::json> RunOffloadBench(const OffloadBenchOptions& opt) {
   DiskProbe best;
   nlohmann::json probes = nlohmann::json::array();
   auto run_probes = [&](const char* when) -> Status {
-    auto prober = DiskProber::Create(work, probe_bytes, slot, shapes[0].depth);
+    uint64_t mem = 0, max_block = 0;
+    for (const Shape& sh : shapes) {
+      mem = std::max(mem, sh.block * sh.depth);
+      max_block = std::max(max_block, sh.block);
+    }
+    auto prober = DiskProber::Create(work, probe_bytes, mem, max_block, shapes[1].block, shapes[1].depth);
     if (!prober.ok()) return prober.status();
     best.bytes = (*prober)->bytes();
     best.direct = (*prober)->direct();

@@ -53,8 +53,11 @@ std::string FormatOffloadBench(const nlohmann::json& r);
 // of it in blocks of `block` bytes, `depth` in flight, each block cut into 1 MiB requests.
 class DiskProber {
  public:
+  // Buffers for the largest shape to come (block * depth bytes); the file holds at least one
+  // block of max_block. The first, untimed write uses first_block, first_depth.
   [[nodiscard]] static Result<std::unique_ptr<DiskProber>> Create(const std::string& dir, uint64_t bytes,
-                                                                  uint64_t max_block, uint32_t max_depth);
+                                                                  uint64_t buffer_bytes, uint64_t max_block,
+                                                                  uint64_t first_block, uint32_t first_depth);
   ~DiskProber();
   // GB/s (1e9 bytes per second) of one pass.
   [[nodiscard]] Result<double> Pass(bool write, uint64_t block, uint32_t depth);
@@ -67,8 +70,7 @@ class DiskProber {
   std::string path_;
   int fd_ = -1;
   bool direct_ = false;
-  uint64_t bytes_ = 0, max_block_ = 0;
-  uint32_t max_depth_ = 0;
+  uint64_t bytes_ = 0;
   uint8_t* mem_ = nullptr;
   size_t mem_bytes_ = 0;
   std::unique_ptr<offload::IoBackend> backend_;
