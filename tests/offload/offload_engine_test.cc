@@ -198,6 +198,21 @@ TEST(OffloadEngine, GradientsInAnyOrderFromAnotherThread) {
   EXPECT_EQ(Payloads(ea.get()), Payloads(eb.get()));
 }
 
+// Where io_uring is refused (old kernels, seccomp), the POSIX backend runs the same pipeline and
+// must give the same bytes.
+TEST(OffloadEngine, PosixBackendGivesTheSameBytes) {
+  TempDir a, b;
+  auto ea = MustCreate(a.path(), Layout::kQ8MasterMV);
+  OffloadOptions o = Options(Layout::kQ8MasterMV, 2);
+  o.make_backend = MakePosixBackend;
+  auto eb = OffloadEngine::Create(b.path(), kParams, TestHyper(), o, InitialWeights);
+  ASSERT_TRUE(eb.ok()) << eb.status();
+  EXPECT_EQ((*eb)->backend_name(), "posix");
+  ASSERT_TRUE(RunSteps(ea.get(), 3).ok());
+  ASSERT_TRUE(RunSteps(eb->get(), 3).ok());
+  EXPECT_EQ(Payloads(ea.get()), Payloads(eb->get()));
+}
+
 TEST(OffloadEngine, NewWeightsAreHandedOutAsSoonAsTheyExist) {
   TempDir d;
   auto e = MustCreate(d.path(), Layout::kQ8MasterMV);
