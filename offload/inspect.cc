@@ -84,6 +84,9 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
   if (r.manifest && r.manifest->run_id != h->run_id)
     r.manifest_status = Status::Corruption(dir + "/" + kManifestName + ": belongs to another state file (run id " +
                                            Hex(r.manifest->run_id) + ", the file's is " + Hex(h->run_id) + ")");
+  else if (r.manifest && (r.manifest->n_chunks != geo.n_chunks() || r.manifest->file_bytes != geo.file_bytes()))
+    r.manifest_status = Status::Corruption(dir + "/" + kManifestName + ": chunk count or file size differs from " +
+                                           path + "'s header");
   if (!verify || !r.manifest_status.ok()) return r;
 
   r.verified = true;

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 
@@ -93,7 +95,7 @@ namespace {
 // One raw request moves at most this much (the kernel's own per-call cap is just under 2 GiB).
 constexpr uint64_t kMaxRaw = uint64_t{1} << 30;
 // A transfer that keeps making no progress (EAGAIN forever, zero-byte writes) fails instead of spinning.
-constexpr int kMaxZeroProgress = 64;
+constexpr int kMaxZeroProgress = 200;
 }  // namespace
 
 IoQueue::IoQueue(IoBackend* backend, std::vector<std::string> file_names, uint64_t piece_bytes)
@@ -188,6 +190,8 @@ Status IoQueue::Poll(std::vector<Done>* done, size_t min_complete) {
     Status st;
     if (c.res == -EAGAIN || c.res == -EINTR) {
       ++retries_;
+      // Back off a little when it keeps coming (about 0.2 s in all before giving up).
+      if (op.zero_progress >= 4) std::this_thread::sleep_for(std::chrono::microseconds(100 * std::min(op.zero_progress, 10)));
       if (++op.zero_progress > kMaxZeroProgress) {
         st = Fail(op, "no progress after " + std::to_string(kMaxZeroProgress) + " retries (" + strerror(-c.res) + ")");
         finished = true;

@@ -1,6 +1,7 @@
 #include "offload/offload_engine.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,6 +67,23 @@ void CheckNoException(std::exception_ptr e) {
   std::abort();
 }
 
+// One process at a time writes a state directory: a second one (a job restarted while the old
+// one still runs) would interleave slots and manifests. The lock is on the directory, not on
+// state.strata: io_uring holds registered files for a while after the ring is torn down, which
+// would keep a lock on the file alive after the engine is gone.
+Result<int> LockDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound(dir + ": no such directory");
+    return Status::IOError(dir + ": open: " + Errno(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  const int e = errno;
+  ::close(fd);
+  if (e == EWOULDBLOCK) return Status::Unavailable(dir + ": in use by another process (it holds the lock)");
+  return Status::IOError(dir + ": flock: " + Errno(e));
+}
+
 // Opens the state file, with O_DIRECT when asked and the file system allows it.
 Result<int> OpenStateFile(const std::string& path, int flags, bool want_direct, bool* direct) {
   if (want_direct) {
@@ -117,6 +135,7 @@ struct OffloadEngine::Impl {
   Geometry geo;
   OffloadOptions opt;
   int fd = -1;
+  int dir_fd = -1;  // holds the directory's lock
   bool direct = false;
   std::unique_ptr<IoBackend> backend;
   std::unique_ptr<IoQueue> queue;
@@ -135,10 +154,21 @@ struct OffloadEngine::Impl {
 
   std::atomic<uint64_t> committed{0};
 
+  // Set once the engine cannot go on (the I/O backend failed, or a commit could not be made
+  // durable); every later pass refuses with this status. Any thread reads it.
+  std::atomic<bool> broken{false};
+  Status broken_status;  // under stats_mu
+
+  // The pass (init, step or verify) now running. The caller bumps it in BeginPass; everything it
+  // posts to the event loop carries it, and the event loop drops what belongs to an older pass
+  // (a gradient submitted after its step already failed, say).
+  std::atomic<uint64_t> pass{0};
+
   // ---- Event-loop thread only ----
   std::unordered_map<uint64_t, std::unique_ptr<Waiter>> io_waiters;
   uint64_t next_tag = 1;
-  Status io_broken;
+  uint64_t io_pass = 0;     // the pass the state below belongs to
+  uint64_t written = 0;     // chunks of this pass written completely
 
   enum class Mode { kInit, kStep, kVerify };
   struct ChunkState {
@@ -165,8 +195,12 @@ struct OffloadEngine::Impl {
 
   // ---- Caller thread ----
   bool step_active = false;
+  Mode caller_mode = Mode::kStep;
+  uint64_t caller_step = 0;
   std::future<Status> step_future;
-  std::unique_ptr<std::atomic<uint8_t>[]> submitted;
+  // ---- Any thread (SubmitGradient) ----
+  std::atomic<bool> accepting{false};
+  std::unique_ptr<std::atomic<uint8_t>[]> submitted;  // one flag per chunk, allocated once
   std::atomic<uint64_t> n_submitted{0};
 
   mutable std::mutex stats_mu;
@@ -219,6 +253,8 @@ struct OffloadEngine::Impl {
     const int dfd = ::dup(backend->event_fd());
     if (dfd < 0) return Status::IOError("dup(eventfd): " + Errno(errno));
     efd = std::make_unique<asio::posix::stream_descriptor>(io, dfd);
+    submitted.reset(new std::atomic<uint8_t>[n_chunks]);
+    for (uint64_t c = 0; c < n_chunks; ++c) submitted[c] = 0;
     free_bufs = std::make_unique<Channel<int>>(io.get_executor(), nbuf);
     for (size_t i = 0; i < nbuf; ++i) STRATA_CHECK(free_bufs->TrySend(static_cast<int>(i)));
 
@@ -232,7 +268,10 @@ struct OffloadEngine::Impl {
 
   void Shutdown() {
     if (step_active) {
-      asio::post(io, [this] { Fail(Status::Unavailable("the offload engine is shutting down")); });
+      const uint64_t p = pass.load();
+      asio::post(io, [this, p] {
+        if (p == io_pass) Fail(Status::Unavailable("the offload engine is shutting down"));
+      });
       (void)step_future.get();
       step_active = false;
     }
@@ -256,6 +295,8 @@ struct OffloadEngine::Impl {
     staging = nullptr;
     if (fd >= 0) ::close(fd);
     fd = -1;
+    if (dir_fd >= 0) ::close(dir_fd);
+    dir_fd = -1;
   }
 
   // ---- Awaitables (event-loop thread) ----
@@ -267,32 +308,49 @@ struct OffloadEngine::Impl {
       if (ec) co_return;  // cancelled: shutting down
       uint64_t count;
       (void)!::read(efd->native_handle(), &count, sizeof count);
+      if (!queue) continue;  // torn down after a failure
       std::vector<IoQueue::Done> done;
       Status st = queue->Poll(&done, 0);
       for (auto& d : done) {
         auto it = io_waiters.find(d.tag);
-        STRATA_CHECK(it != io_waiters.end());
+        if (it == io_waiters.end()) continue;
         it->second->Complete(std::move(d.status));
         io_waiters.erase(it);
       }
-      if (!st.ok()) FailAllIo(st);
+      if (!st.ok()) TearDownIo(st);
     }
   }
 
-  void FailAllIo(const Status& st) {
-    if (io_broken.ok()) io_broken = st;
+  void SetBroken(const Status& st) {
+    std::lock_guard<std::mutex> lk(stats_mu);
+    if (!broken) broken_status = st;
+    broken = true;
+  }
+  Status BrokenStatus() const {
+    std::lock_guard<std::mutex> lk(stats_mu);
+    return Status(broken_status.code(), "the offload engine stopped after an earlier failure (" +
+                                            broken_status.message() + "); open the state directory again to go on");
+  }
+
+  // The I/O layer itself failed (a submit refused, not one transfer's error). Requests may still
+  // be in the kernel, and their buffers must not be reused before it lets go of them: tearing the
+  // ring down waits for that. Only then do the waiting chunks learn of the failure.
+  void TearDownIo(const Status& st) {
+    SetBroken(st);
+    queue.reset();
+    backend.reset();
     for (auto& [tag, w] : io_waiters) w->Complete(st);
     io_waiters.clear();
   }
 
   asio::awaitable<Status> Transfer(IoOp op, uint64_t off, uint8_t* buf, uint64_t len, int buf_index) {
-    if (!io_broken.ok()) co_return io_broken;
+    if (!queue) co_return BrokenStatus();
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
         [this, op, off, buf, len, buf_index](auto handler) {
           const uint64_t tag = next_tag++;
           io_waiters.emplace(tag, MakeWaiter(std::move(handler)));
           queue->Start(op, 0, off, buf, len, buf_index, tag);
-          if (Status st = queue->Flush(); !st.ok()) FailAllIo(st);
+          if (Status st = queue->Flush(); !st.ok()) TearDownIo(st);
         },
         asio::use_awaitable);
   }
@@ -341,8 +399,10 @@ struct OffloadEngine::Impl {
     Wake(&arrival_waiter);
   }
 
-  void OnGradient(uint64_t c, std::span<const float> g, std::span<float> w) {
+  void OnGradient(uint64_t p, uint64_t c, std::span<const float> g, std::span<float> w) {
+    if (p != io_pass) return;  // for a step that already ended
     ChunkState& cs = chunks[c];
+    if (cs.ready) return;
     cs.grad = g;
     cs.weights = w;
     cs.ready = true;
@@ -371,10 +431,10 @@ struct OffloadEngine::Impl {
   asio::awaitable<int64_t> NextChunk() {
     for (;;) {
       if (failed) co_return -1;
-      if (!arrived.empty()) {
+      while (!arrived.empty()) {
         const uint64_t c = arrived.front();
         arrived.pop_front();
-        co_return static_cast<int64_t>(c);
+        if (!chunks[c].started) co_return static_cast<int64_t>(c);
       }
       while (order_pos < order.size() && chunks[order[order_pos]].started) ++order_pos;
       if (order_pos < order.size() && prefetched_waiting + 1 < std::max<size_t>(nbuf, 2))
@@ -402,6 +462,9 @@ struct OffloadEngine::Impl {
     }
     if (in_flight > 0) co_await WaitOn(&drained_waiter);
     Status st = step_status;
+    if (st.ok() && mode != Mode::kVerify && written != n)
+      st = Status::Internal("step " + std::to_string(step) + ": " + std::to_string(written) + " of " +
+                            std::to_string(n) + " chunks written; not committing");
     if (st.ok() && mode != Mode::kVerify) {
       const double t0 = NowSeconds();
       st = co_await Transfer(IoOp::kFsync, 0, nullptr, 0, -1);
@@ -412,10 +475,20 @@ struct OffloadEngine::Impl {
         m.n_chunks = n;
         m.file_bytes = geo.file_bytes();
         m.unix_seconds = static_cast<uint64_t>(std::time(nullptr));
-        st = co_await Compute([this, m] { return WriteManifestAtomic(dir, m); });
+        bool renamed = false;
+        st = co_await Compute([this, m, &renamed] { return WriteManifestAtomic(dir, m, &renamed); });
+        // Once the rename is done, the directory says step t to anyone who reads it: the engine
+        // must agree, or a retry of step t would overwrite the slots that manifest names. If the
+        // directory's fsync failed, whether step t survives a crash is unknown: stop here.
+        if (renamed) committed = step;
+        if (renamed && !st.ok()) SetBroken(st);
       }
       Trace("commit", 2, t0, NowSeconds(), n);
-      if (st.ok()) committed = step;
+    }
+    if (queue) {
+      std::lock_guard<std::mutex> lk(stats_mu);
+      stats.io_retries = queue->retries();
+      stats.short_transfers = queue->short_transfers();
     }
     step_promise.set_value(std::move(st));
   }
@@ -470,6 +543,7 @@ struct OffloadEngine::Impl {
       st = co_await Transfer(IoOp::kWrite, geo.slot_offset(c, write_slot), buf, len, b);
       Trace("write", track, t0, NowSeconds(), c);
       if (st.ok()) {
+        ++written;
         std::lock_guard<std::mutex> lk(stats_mu);
         stats.bytes_written += len;
       } else {
@@ -531,53 +605,80 @@ struct OffloadEngine::Impl {
 
   // ---- Starting a pass (caller thread; the event loop is idle between passes) ----
 
-  Status BeginPass(Mode m, uint64_t s, std::vector<uint64_t> ord) {
-    if (step_active) return Status::InvalidArgument("step " + std::to_string(step) + " is still open: call EndStep first");
+  struct PassArgs {
+    Mode mode;
+    uint64_t step;
+    double lr = 0;
+    std::vector<uint64_t> order;
+    ChunkDone on_done;
+    InitFn init;
+    std::function<void(uint64_t, const Status&)> verify_each;
+  };
+
+  // Caller thread. The event loop is idle between passes; the new pass's state is set up on it.
+  Status BeginPass(PassArgs a) {
+    if (step_active)
+      return Status::InvalidArgument("step " + std::to_string(caller_step) + " is still open: call EndStep first");
+    if (broken) return BrokenStatus();
     const uint64_t n = geo.n_chunks();
-    mode = m;
-    step = s;
-    chunks.clear();
-    chunks.resize(n);
-    arrived.clear();
-    order = std::move(ord);
-    order_pos = prefetched_waiting = in_flight = started = 0;
-    step_status = Status::Ok();
-    failed = false;
-    if (!io_broken.ok()) return io_broken;
-    if (m != Mode::kStep) {
-      for (uint64_t c = 0; c < n; ++c) {
-        chunks[c].ready = true;
-        arrived.push_back(c);
-      }
-    }
-    submitted.reset(new std::atomic<uint8_t>[n]);
     for (uint64_t c = 0; c < n; ++c) submitted[c] = 0;
     n_submitted = 0;
     step_promise = std::promise<Status>();
     step_future = step_promise.get_future();
     step_active = true;
-    asio::co_spawn(io, StepMain(), CheckNoException);
+    caller_mode = a.mode;
+    caller_step = a.step;
+    const uint64_t p = ++pass;
+    accepting = a.mode == Mode::kStep;
+    asio::post(io, [this, p, a = std::move(a)]() mutable { StartPass(p, std::move(a)); });
     return Status::Ok();
+  }
+
+  // Event-loop thread.
+  void StartPass(uint64_t p, PassArgs a) {
+    io_pass = p;
+    mode = a.mode;
+    step = a.step;
+    lr = a.lr;
+    on_done = std::move(a.on_done);
+    init = std::move(a.init);
+    verify_each = std::move(a.verify_each);
+    const uint64_t n = geo.n_chunks();
+    chunks.clear();
+    chunks.resize(n);
+    arrived.clear();
+    order = std::move(a.order);
+    order_pos = prefetched_waiting = in_flight = started = 0;
+    written = 0;
+    step_status = Status::Ok();
+    failed = false;
+    if (mode != Mode::kStep) {
+      for (uint64_t c = 0; c < n; ++c) {
+        chunks[c].ready = true;
+        arrived.push_back(c);
+      }
+    }
+    asio::co_spawn(io, StepMain(), CheckNoException);
   }
 
   Status EndPass() {
     if (!step_active) return Status::InvalidArgument("EndStep: no step is open (call BeginStep first)");
-    if (mode == Mode::kStep && n_submitted.load() < geo.n_chunks()) {
+    accepting = false;
+    const uint64_t n = geo.n_chunks();
+    if (caller_mode == Mode::kStep && n_submitted.load() < n) {
       uint64_t first = 0;
-      while (first < geo.n_chunks() && submitted[first]) ++first;
+      while (first < n && submitted[first]) ++first;
       Status st = Status::InvalidArgument(
-          "EndStep: the gradients of " + std::to_string(geo.n_chunks() - n_submitted.load()) + " of " +
-          std::to_string(geo.n_chunks()) + " chunks were never submitted (the first is chunk " +
-          std::to_string(first) + "); step " + std::to_string(step) + " is not committed");
-      asio::post(io, [this, st] { Fail(st); });
+          "EndStep: the gradients of " + std::to_string(n - n_submitted.load()) + " of " + std::to_string(n) +
+          " chunks were never submitted (the first is chunk " + std::to_string(first) + "); step " +
+          std::to_string(caller_step) + " is not committed");
+      const uint64_t p = pass.load();
+      asio::post(io, [this, p, st] {
+        if (p == io_pass) Fail(st);
+      });
     }
     Status st = step_future.get();
     step_active = false;
-    {
-      std::lock_guard<std::mutex> lk(stats_mu);
-      stats.io_retries = queue->retries();
-      stats.short_transfers = queue->short_transfers();
-    }
     return st;
   }
 };
@@ -602,13 +703,17 @@ Result<std::unique_ptr<OffloadEngine>> OffloadEngine::Create(const std::string& 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IOError(dir + ": cannot create the state directory: " + ec.message());
+  auto lock = LockDirectory(dir);
+  if (!lock.ok()) return lock.status();
+  impl->dir_fd = *lock;
   if (auto m = ReadManifest(dir); m.ok() || m.status().code() != StatusCode::kNotFound)
     return Status::InvalidArgument(dir + " already holds a strata state (" + std::string(kManifestName) +
                                    " present); resume it, or choose an empty directory");
 
-  auto fd = OpenStateFile(impl->path, O_RDWR | O_CREAT | O_TRUNC, opt.direct, &impl->direct);
+  auto fd = OpenStateFile(impl->path, O_RDWR | O_CREAT, opt.direct, &impl->direct);
   if (!fd.ok()) return fd.status();
   impl->fd = *fd;
+  if (::ftruncate(impl->fd, 0) != 0) return Status::IOError(impl->path + ": truncate: " + Errno(errno));
   const uint64_t bytes = impl->geo.file_bytes();
   // Reserve every block now, so a full disk shows up here and never in the middle of a step.
   if (::fallocate(impl->fd, 0, 0, static_cast<off_t>(bytes)) != 0) {
@@ -634,10 +739,10 @@ Result<std::unique_ptr<OffloadEngine>> OffloadEngine::Create(const std::string& 
       return Status::IOError(impl->path + ": writing the header: " + (w < 0 ? Errno(errno) : std::string("short write")));
   }
   STRATA_RETURN_IF_ERROR(impl->Start(opt.ram_budget));
-  impl->init = init;
-  STRATA_RETURN_IF_ERROR(impl->BeginPass(Impl::Mode::kInit, 0, {}));
+  Impl::PassArgs a{Impl::Mode::kInit, 0};
+  a.init = init;
+  STRATA_RETURN_IF_ERROR(impl->BeginPass(std::move(a)));
   STRATA_RETURN_IF_ERROR(impl->EndPass());
-  impl->init = nullptr;
   return std::unique_ptr<OffloadEngine>(new OffloadEngine(std::move(impl)));
 }
 
@@ -646,6 +751,9 @@ Result<std::unique_ptr<OffloadEngine>> OffloadEngine::Open(const std::string& di
   impl->opt = opt;
   impl->dir = dir;
   impl->path = dir + "/" + kStateFileName;
+  auto lock = LockDirectory(dir);
+  if (!lock.ok()) return lock.status();
+  impl->dir_fd = *lock;
   auto man = ReadManifest(dir);
   if (!man.ok()) return man.status();
   auto fd = OpenStateFile(impl->path, O_RDWR, opt.direct, &impl->direct);
@@ -687,9 +795,9 @@ const std::string& OffloadEngine::dir() const { return impl_->dir; }
 std::string OffloadEngine::state_path() const { return impl_->path; }
 size_t OffloadEngine::staging_buffers() const { return impl_->nbuf; }
 uint64_t OffloadEngine::staging_bytes() const { return impl_->nbuf * impl_->slot_bytes; }
-std::string OffloadEngine::backend_name() const { return impl_->backend->name(); }
+std::string OffloadEngine::backend_name() const { return impl_->backend ? impl_->backend->name() : "none (failed)"; }
 bool OffloadEngine::direct_io() const { return impl_->direct; }
-bool OffloadEngine::step_failed() const { return impl_->failed; }
+bool OffloadEngine::step_failed() const { return impl_->failed || !impl_->accepting; }
 OffloadStats OffloadEngine::stats() const {
   std::lock_guard<std::mutex> lk(impl_->stats_mu);
   return impl_->stats;
@@ -709,15 +817,16 @@ Status OffloadEngine::BeginStep(double lr, ChunkDone on_done, std::vector<uint64
       if (seen[c]++) return Status::InvalidArgument("order: chunk " + std::to_string(c) + " listed twice");
     }
   }
-  if (I.step_active) return Status::InvalidArgument("BeginStep: step " + std::to_string(I.step) + " is still open: call EndStep first");
-  I.lr = lr;
-  I.on_done = std::move(on_done);
-  return I.BeginPass(Impl::Mode::kStep, I.committed + 1, std::move(order));
+  Impl::PassArgs a{Impl::Mode::kStep, I.committed + 1};
+  a.lr = lr;
+  a.order = std::move(order);
+  a.on_done = std::move(on_done);
+  return I.BeginPass(std::move(a));
 }
 
 Status OffloadEngine::SubmitGradient(uint64_t chunk, std::span<const float> grad, std::span<float> weights) {
   Impl& I = *impl_;
-  if (!I.step_active || I.mode != Impl::Mode::kStep) return Status::InvalidArgument("SubmitGradient: no step is open");
+  if (!I.accepting) return Status::InvalidArgument("SubmitGradient: no step is open");
   const uint64_t n = I.geo.n_chunks();
   if (chunk >= n) return Status::InvalidArgument("SubmitGradient: chunk " + std::to_string(chunk) + " out of range (" + std::to_string(n) + " chunks)");
   const uint32_t len = I.geo.chunk_len(chunk);
@@ -729,10 +838,11 @@ Status OffloadEngine::SubmitGradient(uint64_t chunk, std::span<const float> grad
                                    " keeps no master weights, so pass the chunk's " + std::to_string(len) +
                                    " weights (got " + std::to_string(weights.size()) + ")");
   if (I.submitted[chunk].exchange(1))
-    return Status::InvalidArgument("SubmitGradient: chunk " + std::to_string(chunk) + ": gradient submitted twice in step " +
-                                   std::to_string(I.step));
+    return Status::InvalidArgument("SubmitGradient: chunk " + std::to_string(chunk) +
+                                   ": gradient submitted twice in step " + std::to_string(I.committed + 1));
   ++I.n_submitted;
-  asio::post(I.io, [&I, chunk, grad, weights] { I.OnGradient(chunk, grad, weights); });
+  const uint64_t p = I.pass.load();
+  asio::post(I.io, [&I, p, chunk, grad, weights] { I.OnGradient(p, chunk, grad, weights); });
   return Status::Ok();
 }
 
@@ -740,11 +850,10 @@ Status OffloadEngine::EndStep() { return impl_->EndPass(); }
 
 Status OffloadEngine::VerifyCommitted(const std::function<void(uint64_t, const Status&)>& each) {
   Impl& I = *impl_;
-  I.verify_each = each;
-  STRATA_RETURN_IF_ERROR(I.BeginPass(Impl::Mode::kVerify, I.committed, {}));
-  Status st = I.EndPass();
-  I.verify_each = nullptr;
-  return st;
+  Impl::PassArgs a{Impl::Mode::kVerify, I.committed};
+  a.verify_each = each;
+  STRATA_RETURN_IF_ERROR(I.BeginPass(std::move(a)));
+  return I.EndPass();
 }
 
 Result<std::vector<uint8_t>> OffloadEngine::ReadCommittedSlot(uint64_t chunk) {

@@ -98,7 +98,11 @@ class OffloadEngine {
   // stay valid until on_done for this chunk has returned, or EndStep has returned.
   [[nodiscard]] Status SubmitGradient(uint64_t chunk, std::span<const float> grad, std::span<float> weights = {});
   // Waits until every chunk is written and durable, then commits the step. On any error nothing
-  // is committed: the directory still opens at the previous step, and BeginStep may retry.
+  // is committed: the directory still opens at the previous step, and BeginStep may retry. With
+  // a layout without master weights, the caller's weights of chunks whose on_done already ran
+  // hold the failed step's values: restore them before a retry. If the I/O layer itself failed,
+  // or the manifest was renamed but its directory could not be fsynced, the engine refuses
+  // further steps: open the directory again.
   [[nodiscard]] Status EndStep();
   // True once the current step has failed (a caller waiting on on_done should stop waiting).
   bool step_failed() const;

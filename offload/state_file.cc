@@ -298,7 +298,8 @@ Status FsyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status WriteManifestAtomic(const std::string& dir, const Manifest& m) {
+Status WriteManifestAtomic(const std::string& dir, const Manifest& m, bool* renamed) {
+  if (renamed) *renamed = false;
   const std::string tmp = dir + "/" + kManifestName + ".tmp";
   const std::string dst = dir + "/" + kManifestName;
   const auto bytes = EncodeManifest(m);
@@ -313,6 +314,7 @@ Status WriteManifestAtomic(const std::string& dir, const Manifest& m) {
     ::unlink(tmp.c_str());  // the old MANIFEST is untouched
     return st;
   }
+  if (renamed) *renamed = true;
   return FsyncDir(dir);
 }
 

@@ -1,6 +1,6 @@
 // The crash-consistent optimizer state file and its manifest (spec: docs/formats/state-file.md).
 //
-//   STATE_DIR/state.strata   header (4 KiB) | chunk 0 slot A | chunk 0 slot B | chunk 1 slot A | ...
+//   STATE_DIR/state.strata   header (4 KiB) | A slots, last chunk first | B slots, last chunk first
 //   STATE_DIR/MANIFEST       64 bytes: the last committed step, replaced atomically
 //
 // Step t writes slot t mod 2 of every chunk and reads slot (t-1) mod 2. Only once every chunk of
@@ -106,8 +106,10 @@ struct Manifest {
 };
 std::array<uint8_t, kManifestBytes> EncodeManifest(const Manifest& m);
 [[nodiscard]] Result<Manifest> DecodeManifest(std::span<const uint8_t> in, const std::string& file);
-// MANIFEST.tmp, fsync, rename over MANIFEST, fsync the directory.
-[[nodiscard]] Status WriteManifestAtomic(const std::string& dir, const Manifest& m);
+// MANIFEST.tmp, fsync, rename over MANIFEST, fsync the directory. *renamed says whether the
+// rename happened (then readers of the directory see the new manifest, even if the error that
+// follows means it may not survive a crash).
+[[nodiscard]] Status WriteManifestAtomic(const std::string& dir, const Manifest& m, bool* renamed = nullptr);
 [[nodiscard]] Result<Manifest> ReadManifest(const std::string& dir);
 [[nodiscard]] Status FsyncDir(const std::string& dir);
 

@@ -66,6 +66,11 @@ class UringBackend final : public IoBackend {
   }
 
   Status Submit(std::span<const IoRequest> reqs) override {
+    if (broken_) return Status::IOError("io_uring: an earlier submit failed");
+    // Check everything before preparing anything, so a bad request leaves no prepared entry.
+    for (const IoRequest& q : reqs)
+      if (q.file < 0 || q.file >= static_cast<int>(fds_.size()))
+        return Status::InvalidArgument("io_uring: file index " + std::to_string(q.file) + " not registered");
     for (const IoRequest& q : reqs) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       if (sqe == nullptr) {
@@ -75,8 +80,6 @@ class UringBackend final : public IoBackend {
         sqe = io_uring_get_sqe(&ring_);
         if (sqe == nullptr) return Status::Internal("io_uring: no submission entry free");
       }
-      if (q.file < 0 || q.file >= static_cast<int>(fds_.size()))
-        return Status::InvalidArgument("io_uring: file index " + std::to_string(q.file) + " not registered");
       const int fd = fixed_files_ ? q.file : fds_[q.file];
       const bool fixed_buf = fixed_buffers_ && q.buf_index >= 0;
       switch (q.op) {
@@ -93,11 +96,14 @@ class UringBackend final : public IoBackend {
       if (fixed_files_) sqe->flags |= IOSQE_FIXED_FILE;
       io_uring_sqe_set_data64(sqe, q.tag);
     }
-    for (;;) {
+    // Hand over every prepared entry (the kernel may take fewer than offered).
+    for (int tries = 0; io_uring_sq_ready(&ring_) > 0; ++tries) {
       const int s = io_uring_submit(&ring_);
-      if (s >= 0) return Status::Ok();
-      if (s != -EINTR && s != -EAGAIN) return Status::IOError("io_uring_submit: " + Errno(-s));
+      if (s >= 0 || ((s == -EINTR || s == -EAGAIN || s == -EBUSY) && tries < 1000)) continue;
+      broken_ = true;  // prepared entries may be left in the queue: no further submits
+      return Status::IOError("io_uring_submit: " + Errno(-s));
     }
+    return Status::Ok();
   }
 
   Result<size_t> Reap(std::span<IoCompletion> out, size_t min_complete) override {
@@ -132,6 +138,7 @@ class UringBackend final : public IoBackend {
   uint32_t entries_ = 0;
   int efd_ = -1;
   bool fixed_files_ = false, fixed_buffers_ = false;
+  bool broken_ = false;
   std::vector<int> fds_;
   std::vector<iovec> bufs_;
 };

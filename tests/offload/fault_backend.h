@@ -29,6 +29,7 @@ struct FaultRules {
   uint64_t short_every_read = 0;
   uint64_t crash_before_write = 0;  // this write and everything after it never reaches the disk
   bool fail_fsync = false;
+  uint64_t fail_submit_call = 0;  // this Submit call fails as a whole (the I/O layer breaks)
 };
 
 struct FaultCounters {
@@ -48,6 +49,10 @@ class FaultyBackend final : public IoBackend {
   uint32_t capacity() const override { return inner_->capacity(); }
 
   Status Submit(std::span<const IoRequest> reqs) override {
+    if (++submits_ == rules_.fail_submit_call) {
+      ++counters_->injected;
+      return Status::IOError("injected: io_uring_submit refused");
+    }
     std::vector<IoRequest> pass;
     for (IoRequest r : reqs) {
       int inject = 0;
@@ -107,6 +112,7 @@ class FaultyBackend final : public IoBackend {
   FaultRules rules_;
   FaultCounters* counters_;
   bool crashed_ = false;
+  uint64_t submits_ = 0;
   std::deque<IoCompletion> injected_;
 };
 

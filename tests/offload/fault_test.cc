@@ -128,6 +128,80 @@ TEST(OffloadFaults, EagainIsRetried) {
   FaultInStepTwo(r, StatusCode::kOk, "");
 }
 
+// A step that fails on its first read while the caller goes on handing in gradients, then
+// retried at once, many times: nothing of the failed step may leak into the retry (gradients
+// posted for it are dropped), and every retry must commit the same bytes as a clean run.
+TEST(OffloadFaults, RetryAfterAnEarlyFailureIsClean) {
+  const auto reference = ReferencePayloads(1);
+  for (int round = 0; round < 40; ++round) {
+    TempDir d;
+    FaultRules r;
+    r.error_on_read = 1 + round % 3;
+    FaultCounters c;
+    auto e = OffloadEngine::Create(d.path(), kParams, TestHyper(), Options(Faulty(r, &c)), InitialWeights);
+    ASSERT_TRUE(e.ok());
+    const Geometry& g = (*e)->geometry();
+    std::vector<std::vector<float>> grads(g.n_chunks());
+    ASSERT_TRUE((*e)->BeginStep(LearningRate(1), nullptr).ok());
+    for (uint64_t k = 0; k < g.n_chunks(); ++k) {
+      const uint64_t ch = g.n_chunks() - 1 - k;
+      grads[ch].resize(g.chunk_len(ch));
+      Gradient(1, ch, grads[ch]);
+      (void)(*e)->SubmitGradient(ch, grads[ch]).ok();  // may be refused once the step failed
+    }
+    Status st = (*e)->EndStep();
+    ASSERT_EQ(st.code(), StatusCode::kIOError) << st;
+    ASSERT_EQ((*e)->committed_step(), 0u);
+    ASSERT_TRUE(RunSteps(e->get(), 1).ok()) << "round " << round;
+    ASSERT_TRUE((*e)->VerifyCommitted().ok());
+    ASSERT_EQ(Payloads(e->get()), reference) << "round " << round;
+  }
+}
+
+// The I/O layer itself breaks (a submit is refused with requests of other chunks in the kernel):
+// the step fails without touching buffers the kernel still owns, the engine refuses to go on,
+// and the directory opens again at the last committed step.
+TEST(OffloadFaults, BrokenSubmitStopsTheEngineAndTheStateReopens) {
+  TempDir d;
+  {
+    auto e = OffloadEngine::Create(d.path(), kParams, TestHyper(), Options(), InitialWeights);
+    ASSERT_TRUE(e.ok());
+    ASSERT_TRUE(RunSteps(e->get(), 1).ok());
+  }
+  FaultCounters c;
+  FaultRules r;
+  r.fail_submit_call = 6;
+  {
+    auto e = OffloadEngine::Open(d.path(), Options(Faulty(r, &c)));
+    ASSERT_TRUE(e.ok());
+    Status st = RunSteps(e->get(), 2);
+    ASSERT_EQ(st.code(), StatusCode::kIOError) << st;
+    EXPECT_NE(st.message().find("io_uring_submit refused"), std::string::npos) << st;
+    Status again = (*e)->BeginStep(1e-3, nullptr);
+    EXPECT_NE(again.message().find("open the state directory again"), std::string::npos) << again;
+  }
+  auto e = OffloadEngine::Open(d.path(), Options());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)->committed_step(), 1u);
+  ASSERT_TRUE((*e)->VerifyCommitted().ok());
+  ASSERT_TRUE(RunSteps(e->get(), 3).ok());
+  EXPECT_EQ(Payloads(e->get()), ReferencePayloads(3));
+}
+
+// Two processes must never write one state directory: the second is refused while the first
+// holds it, and may open it once the first is gone.
+TEST(OffloadFaults, OneWriterAtATime) {
+  TempDir d;
+  auto a = OffloadEngine::Create(d.path(), kParams, TestHyper(), Options(), InitialWeights);
+  ASSERT_TRUE(a.ok());
+  auto b = OffloadEngine::Open(d.path(), Options());
+  ASSERT_EQ(b.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(b.status().message().find("in use by another process"), std::string::npos) << b.status();
+  a->reset();
+  b = OffloadEngine::Open(d.path(), Options());
+  EXPECT_TRUE(b.ok()) << b.status();
+}
+
 // The process "dies" just before its k-th write, for every k through creation and two steps:
 // nothing after that point reaches the disk.
 TEST(OffloadFaults, CrashBetweenAnyTwoWrites) {
