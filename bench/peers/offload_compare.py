@@ -25,6 +25,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+def parse_size(text):
+    units = {"": 1, "k": 1000, "m": 1000 ** 2, "g": 1000 ** 3, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+    t = text.strip().lower()
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return int(float(num) * units[t[len(num):]])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,6 +44,8 @@ def main():
     ap.add_argument("--threads", default="0")
     ap.add_argument("--strata", default=os.path.join(ROOT, "build", "strata"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--peer-first", action="store_true",
+                    help="run the peer before strata (alternate runs to balance a disk that drifts)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,25 +53,44 @@ def main():
         cmd = [args.strata, "bench", "offload", "--params", args.params, "--path", args.path,
                "--offload-ram", args.offload_ram, "--layout", args.layout, "--chunk", args.chunk,
                "--steps", str(args.steps), "--threads", args.threads, "--json", sj]
-        print("$ " + " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-        with open(sj) as f:
-            strata = json.load(f)
         pj = os.path.join(tmp, "peer.json")
-        pcmd = [sys.executable, os.path.join(HERE, "offload_peers.py"), "--path", args.path,
-                "--slot-bytes", str(strata["slot_bytes"]), "--chunks", str(strata["n_chunks"]),
-                "--steps", str(args.steps), "--queue-depth", str(max(2, strata["staging_buffers"])),
-                "--json", pj]
-        print("$ " + " ".join(pcmd), flush=True)
-        rc = subprocess.run(pcmd).returncode
-        peer = None
-        if os.path.exists(pj):
-            with open(pj) as f:
-                peer = json.load(f)
-        if rc != 0 and not peer:
-            peer = {"peer": "deepspeed_aio", "available": False, "reason": "offload_peers.py exited %d" % rc}
 
-    out = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"), "strata": strata, "peer": peer}
+        def run_strata():
+            print("$ " + " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+            with open(sj) as f:
+                return json.load(f)
+
+        def run_peer(slot_bytes, chunks, buffers):
+            pcmd = [sys.executable, os.path.join(HERE, "offload_peers.py"), "--path", args.path,
+                    "--slot-bytes", str(slot_bytes), "--chunks", str(chunks),
+                    "--steps", str(args.steps), "--queue-depth", str(max(2, buffers)), "--json", pj]
+            print("$ " + " ".join(pcmd), flush=True)
+            rc = subprocess.run(pcmd).returncode
+            peer = None
+            if os.path.exists(pj):
+                with open(pj) as f:
+                    peer = json.load(f)
+            if rc != 0 and not peer:
+                peer = {"peer": "deepspeed_aio", "available": False, "reason": "offload_peers.py exited %d" % rc}
+            return peer
+
+        if args.peer_first:
+            chunk = int(args.chunk)
+            params = parse_size(args.params)
+            nb = (chunk + 255) // 256
+            per = {"q8_master_mv": 6 * chunk + 8 * nb, "q8_mv": 2 * chunk + 8 * nb, "fp32_mv": 8 * chunk}[args.layout]
+            slot = (64 + per + 4095) // 4096 * 4096
+            chunks = (params + chunk - 1) // chunk
+            budget = parse_size(args.offload_ram)
+            buffers = min(budget // slot, chunks)
+            peer = run_peer(slot, chunks, buffers)
+            strata = run_strata()
+        else:
+            strata = run_strata()
+            peer = run_peer(strata["slot_bytes"], strata["n_chunks"], strata["staging_buffers"])
+
+    out = {"peer_first": args.peer_first, "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"), "strata": strata, "peer": peer}
     print()
     print("%-28s %12s %12s" % ("", "strata", "deepspeed aio"))
     rows = [("step seconds", "step_seconds", "step_seconds"),
