@@ -560,7 +560,8 @@ struct OffloadEngine::Impl {
     const double t0 = NowSeconds();
     const uint64_t payload = Geometry::PayloadBytes(geo.layout, n);
     if (mode != Mode::kInit) STRATA_RETURN_IF_ERROR(VerifySlot(buf, geo, header.run_id, c, read_slot,
-                                                                mode == Mode::kVerify ? step : step - 1, path));
+                                                                mode == Mode::kVerify ? step : step - 1, path,
+                                                                pool.get()));
     if (mode == Mode::kVerify) return Status::Ok();
     const SlotView v = ViewSlot(geo.layout, buf, n);
     if (mode == Mode::kInit) {
@@ -593,7 +594,7 @@ struct OffloadEngine::Impl {
     h.step = step;
     h.payload_bytes = payload;
     h.run_id = header.run_id;
-    SealSlot(buf, h);
+    SealSlot(buf, h, pool.get());
     // The padding after the payload goes to disk too: keep it zero, not stale bytes of another chunk.
     const uint64_t end = kSlotHeaderBytes + payload, len = AlignUp(end, kAlign);
     std::memset(buf + end, 0, len - end);

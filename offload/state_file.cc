@@ -5,12 +5,15 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <vector>
 
 #include "optim/q8_book.h"
+#include "runtime/thread_pool.h"
 #include "optim/q8_codec.h"
 
 namespace strata::offload {
@@ -156,11 +159,25 @@ Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::stri
 
 // ---- Slots -------------------------------------------------------------------------------------
 
-static uint64_t SlotChecksum(const uint8_t* slot, uint64_t payload_bytes) {
-  return Checksum(slot + kSlotHeaderBytes, payload_bytes, Checksum(slot, 56));
+// Two levels, so the segments can be hashed in parallel: with seed = XXH3(slot header bytes
+// 0..56), each 1 MiB segment of the payload gets XXH3(segment, seed), and the checksum is
+// XXH3(those 64-bit hashes as little-endian bytes, seed).
+uint64_t SlotChecksum(const uint8_t* slot, uint64_t payload_bytes, ThreadPool* pool) {
+  const uint64_t seed = Checksum(slot, 56);
+  const uint8_t* payload = slot + kSlotHeaderBytes;
+  const int64_t segments = static_cast<int64_t>((payload_bytes + kChecksumSegment - 1) / kChecksumSegment);
+  std::vector<uint8_t> hashes(static_cast<size_t>(segments) * 8);
+  auto run = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const uint64_t off = static_cast<uint64_t>(i) * kChecksumSegment;
+      PutU64(hashes.data() + 8 * i, Checksum(payload + off, std::min(kChecksumSegment, payload_bytes - off), seed));
+    }
+  };
+  if (pool && segments > 1) pool->ParallelFor(segments, 1, run); else run(0, segments);
+  return Checksum(hashes.data(), hashes.size(), seed);
 }
 
-void SealSlot(uint8_t* slot, SlotHeader h) {
+void SealSlot(uint8_t* slot, SlotHeader h, ThreadPool* pool) {
   std::memset(slot, 0, kSlotHeaderBytes);
   PutU32(slot, kSlotMagic);
   PutU32(slot + 4, h.chunk_len);
@@ -168,7 +185,7 @@ void SealSlot(uint8_t* slot, SlotHeader h) {
   PutU64(slot + 16, h.step);
   PutU64(slot + 24, h.payload_bytes);
   PutU64(slot + 32, h.run_id);
-  PutU64(slot + 56, SlotChecksum(slot, h.payload_bytes));
+  PutU64(slot + 56, SlotChecksum(slot, h.payload_bytes, pool));
 }
 
 SlotHeader PeekSlotHeader(const uint8_t* slot, uint32_t* magic) {
@@ -184,7 +201,7 @@ SlotHeader PeekSlotHeader(const uint8_t* slot, uint32_t* magic) {
 }
 
 Status VerifySlot(const uint8_t* slot, const Geometry& geo, uint64_t run_id, uint64_t chunk, uint32_t slot_index,
-                  uint64_t expect_step, const std::string& file) {
+                  uint64_t expect_step, const std::string& file, ThreadPool* pool) {
   auto bad = [&](const std::string& why) {
     return Status::Corruption(DescribeSlot(geo, chunk, slot_index, file) + ": " + why);
   };
@@ -198,7 +215,7 @@ Status VerifySlot(const uint8_t* slot, const Geometry& geo, uint64_t run_id, uin
                " values and " + std::to_string(h.payload_bytes) + " payload bytes; want chunk " +
                std::to_string(chunk) + " of " + std::to_string(n) + " values and " + std::to_string(payload));
   if (h.run_id != run_id) return bad("belongs to another run (run id differs from the file header)");
-  if (SlotChecksum(slot, payload) != h.checksum)
+  if (SlotChecksum(slot, payload, pool) != h.checksum)
     return bad("checksum mismatch: the slot's bytes were damaged after they were written");
   if (h.step != expect_step)
     return bad("holds step " + std::to_string(h.step) + ", but the manifest commits step " +

@@ -20,6 +20,10 @@
 
 #include "runtime/status.h"
 
+namespace strata {
+class ThreadPool;
+}
+
 namespace strata::offload {
 
 enum class Layout : uint32_t {
@@ -87,12 +91,18 @@ struct SlotHeader {
   uint64_t run_id = 0;
   uint64_t checksum = 0;
 };
+// The slot checksum: seed = XXH3-64(slot header bytes 0..56); each kChecksumSegment of the
+// payload hashed with that seed; XXH3-64 of those hashes (little-endian) with the seed. The
+// segments are hashed on the pool when one is given (same value either way).
+inline constexpr uint64_t kChecksumSegment = uint64_t{1} << 20;
+uint64_t SlotChecksum(const uint8_t* slot, uint64_t payload_bytes, ThreadPool* pool = nullptr);
 // Writes the slot header with the checksum over header fields and payload (payload in place).
-void SealSlot(uint8_t* slot, SlotHeader h);
+void SealSlot(uint8_t* slot, SlotHeader h, ThreadPool* pool = nullptr);
 // Checks a slot read from disk: magic, chunk, length, run, step and checksum. Errors are
 // Corruption naming the file, chunk, slot and byte range.
 [[nodiscard]] Status VerifySlot(const uint8_t* slot, const Geometry& geo, uint64_t run_id, uint64_t chunk,
-                                uint32_t slot_index, uint64_t expect_step, const std::string& file);
+                                uint32_t slot_index, uint64_t expect_step, const std::string& file,
+                                ThreadPool* pool = nullptr);
 // Decodes a slot header without checking it (for `strata inspect`).
 SlotHeader PeekSlotHeader(const uint8_t* slot, uint32_t* magic);
 

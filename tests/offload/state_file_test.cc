@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <xxhash.h>
+
 #include "offload/state_file.h"
+#include "runtime/thread_pool.h"
 #include "optim/q8_codec.h"
 #include "tests/offload/temp_dir.h"
 
@@ -197,6 +200,27 @@ TEST(StateFile, SlotOfAnotherStepOrRunOrChunk) {
   std::vector<uint8_t> zero(f.slot.size(), 0);
   st = VerifySlot(zero.data(), f.geo, 42, 2, 0, 4, "f");
   EXPECT_NE(st.message().find("never written"), std::string::npos) << st;
+}
+
+// The two-level checksum as the spec writes it, computed here from XXH3 directly, and the same
+// value with the segments hashed on a pool, on awkward payload sizes.
+TEST(StateFile, SlotChecksumFollowsTheSpecWithAndWithoutAPool) {
+  ThreadPool pool(3);
+  for (uint64_t payload : {uint64_t{1}, uint64_t{4000}, kChecksumSegment - 1, kChecksumSegment, kChecksumSegment + 1,
+                           3 * kChecksumSegment + 12345}) {
+    std::vector<uint8_t> slot(kSlotHeaderBytes + payload);
+    for (size_t i = 0; i < slot.size(); ++i) slot[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+    const uint64_t seed = XXH3_64bits_withSeed(slot.data(), 56, 0);
+    std::vector<uint8_t> level;
+    for (uint64_t off = 0; off < payload; off += kChecksumSegment) {
+      uint8_t le[8];
+      PutU64(le, XXH3_64bits_withSeed(slot.data() + 64 + off, std::min(kChecksumSegment, payload - off), seed));
+      level.insert(level.end(), le, le + 8);
+    }
+    const uint64_t want = XXH3_64bits_withSeed(level.data(), level.size(), seed);
+    EXPECT_EQ(SlotChecksum(slot.data(), payload), want) << payload;
+    EXPECT_EQ(SlotChecksum(slot.data(), payload, &pool), want) << payload;
+  }
 }
 
 TEST(StateFile, ManifestRoundTripAndCorruption) {
