@@ -13,17 +13,6 @@ namespace strata::offload {
 
 namespace {
 
-Status PreadAll(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string& path, size_t* got) {
-  *got = 0;
-  while (*got < n) {
-    const ssize_t r = ::pread(fd, buf + *got, n - *got, static_cast<off_t>(off + *got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + strerror(errno));
-    if (r == 0) break;
-    *got += static_cast<size_t>(r);
-  }
-  return Status::Ok();
-}
 
 std::string Hex(uint64_t v) {
   char b[24];
@@ -69,7 +58,7 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
   r.file_size = static_cast<uint64_t>(sb.st_size);
   std::vector<uint8_t> hb(kFileHeaderBytes);
   size_t got = 0;
-  STRATA_RETURN_IF_ERROR(PreadAll(fd, hb.data(), hb.size(), 0, path, &got));
+  STRATA_RETURN_IF_ERROR(PreadFull(fd, hb.data(), hb.size(), 0, path, &got));
   auto h = DecodeFileHeader(std::span<const uint8_t>(hb.data(), got), path);
   if (!h.ok()) {
     r.header_status = h.status();
@@ -98,7 +87,7 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
     ChunkReport cr;
     cr.chunk = c;
     const size_t len = AlignUp(kSlotHeaderBytes + Geometry::PayloadBytes(geo.layout, geo.chunk_len(c)), kAlign);
-    Status st = PreadAll(fd, buf.data(), len, geo.slot_offset(c, slot), path, &got);
+    Status st = PreadFull(fd, buf.data(), len, geo.slot_offset(c, slot), path, &got);
     if (st.ok() && got < len)
       st = Status::Corruption(DescribeSlot(geo, c, slot, path) + ": truncated: the file ends " +
                               std::to_string(len - got) + " bytes before the end of this slot");
@@ -106,7 +95,7 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
     cr.committed = st;
     if (st.ok()) ++r.chunks_ok;
     uint8_t other[kSlotHeaderBytes];
-    if (PreadAll(fd, other, sizeof other, geo.slot_offset(c, 1 - slot), path, &got).ok() && got == sizeof other) {
+    if (PreadFull(fd, other, sizeof other, geo.slot_offset(c, 1 - slot), path, &got).ok() && got == sizeof other) {
       uint32_t magic = 0;
       const SlotHeader oh = PeekSlotHeader(other, &magic);
       cr.other_written = magic == 0x544F4C53 && oh.chunk == c && oh.run_id == h->run_id;

@@ -114,17 +114,6 @@ struct AlignedBuf {
   size_t size;
 };
 
-Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string& path, size_t* got) {
-  *got = 0;
-  while (*got < n) {
-    const ssize_t r = ::pread(fd, buf + *got, n - *got, static_cast<off_t>(off + *got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + Errno(errno));
-    if (r == 0) break;
-    *got += static_cast<size_t>(r);
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 

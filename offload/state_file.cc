@@ -305,6 +305,18 @@ static Status WriteAll(int fd, const uint8_t* p, size_t n, const std::string& pa
   return Status::Ok();
 }
 
+Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string& path, size_t* got) {
+  *got = 0;
+  while (*got < n) {
+    const ssize_t r = ::pread(fd, buf + *got, n - *got, static_cast<off_t>(off + *got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + Errno(errno));
+    if (r == 0) break;
+    *got += static_cast<size_t>(r);
+  }
+  return Status::Ok();
+}
+
 Status FsyncDir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::IOError(dir + ": open directory: " + Errno(errno));

@@ -122,6 +122,8 @@ std::array<uint8_t, kManifestBytes> EncodeManifest(const Manifest& m);
 [[nodiscard]] Status WriteManifestAtomic(const std::string& dir, const Manifest& m, bool* renamed = nullptr);
 [[nodiscard]] Result<Manifest> ReadManifest(const std::string& dir);
 [[nodiscard]] Status FsyncDir(const std::string& dir);
+// pread until n bytes or end of file (*got says how many); EINTR retried; errors name path and offset.
+[[nodiscard]] Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string& path, size_t* got);
 
 // The payload arrays of one slot in memory (pointers into a staging buffer).
 struct SlotView {

@@ -16,6 +16,7 @@
 
 #include "offload/offload_engine.h"
 #include "tests/offload/engine_util.h"
+#include "tests/offload/payloads.h"
 #include "tests/offload/fault_backend.h"
 #include "tests/offload/temp_dir.h"
 
@@ -37,15 +38,6 @@ OffloadOptions Options(std::function<Result<std::unique_ptr<IoBackend>>(uint32_t
   return o;
 }
 
-std::vector<std::vector<uint8_t>> Payloads(OffloadEngine* e) {
-  std::vector<std::vector<uint8_t>> out;
-  for (uint64_t c = 0; c < e->geometry().n_chunks(); ++c) {
-    auto s = e->ReadCommittedSlot(c);
-    EXPECT_TRUE(s.ok()) << s.status();
-    if (s.ok()) out.emplace_back(s->begin() + kSlotHeaderBytes, s->end());
-  }
-  return out;
-}
 
 // The state after `steps` steps of a run that never failed.
 std::vector<std::vector<uint8_t>> ReferencePayloads(uint64_t steps) {

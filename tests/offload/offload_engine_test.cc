@@ -20,6 +20,7 @@
 #include "optim/adamw.h"
 #include "runtime/trace.h"
 #include "tests/offload/engine_util.h"
+#include "tests/offload/payloads.h"
 #include "tests/offload/temp_dir.h"
 
 namespace strata::offload {
@@ -54,16 +55,6 @@ std::vector<float> InitialCallerWeights(const Geometry& g) {
   return w;
 }
 
-// The payload (everything after the slot header) of every committed chunk.
-std::vector<std::vector<uint8_t>> Payloads(OffloadEngine* e) {
-  std::vector<std::vector<uint8_t>> out;
-  for (uint64_t c = 0; c < e->geometry().n_chunks(); ++c) {
-    auto s = e->ReadCommittedSlot(c);
-    EXPECT_TRUE(s.ok()) << s.status();
-    if (s.ok()) out.emplace_back(s->begin() + kSlotHeaderBytes, s->end());
-  }
-  return out;
-}
 
 // The same steps in memory, chunk by chunk, through optim/adamw.h.
 struct Reference {
