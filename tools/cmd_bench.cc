@@ -40,16 +40,7 @@ int RunBenchOptim(BenchOptimFlags& f) {
     return 2;
   }
   std::fputs(bench::FormatOptimBench(*r).c_str(), stdout);
-  if (!f.json_path.empty()) {
-    std::ofstream out(f.json_path);
-    out << r->dump(2) << "\n";
-    if (!out) {
-      std::fprintf(stderr, "strata bench optim: cannot write --json %s\n", f.json_path.c_str());
-      return 1;
-    }
-    std::printf("  figures written to %s\n", f.json_path.c_str());
-  }
-  return 0;
+  return f.json_path.empty() ? 0 : WriteJsonFigures("strata bench optim", f.json_path, *r);
 }
 
 // "--params 0" -> "--params: must be an integer >= 1 (got 0)"
@@ -68,6 +59,17 @@ CLI::Validator AtLeast(long long lo) {
 }
 
 }  // namespace
+
+int WriteJsonFigures(const char* command, const std::string& path, const nlohmann::json& figures) {
+  std::ofstream out(path);
+  out << figures.dump(2) << "\n";
+  if (!out) {
+    std::fprintf(stderr, "%s: cannot write --json %s\n", command, path.c_str());
+    return 1;
+  }
+  std::printf("  figures written to %s\n", path.c_str());
+  return 0;
+}
 
 void AddBenchCommand(CLI::App& app, int* exit_code) {
   auto* bench = app.add_subcommand("bench", "Measure strata's kernels beside the machine's limits");

@@ -2,7 +2,6 @@
 // disk's own best bandwidth measured in the same run.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -49,16 +48,7 @@ int RunBenchOffload(BenchOffloadFlags& f) {
     }
     std::printf("  trace written to %s (open it in https://ui.perfetto.dev)\n", f.trace_path.c_str());
   }
-  if (!f.json_path.empty()) {
-    std::ofstream out(f.json_path);
-    out << r->dump(2) << "\n";
-    if (!out) {
-      std::fprintf(stderr, "strata bench offload: cannot write --json %s\n", f.json_path.c_str());
-      return 1;
-    }
-    std::printf("  figures written to %s\n", f.json_path.c_str());
-  }
-  return 0;
+  return f.json_path.empty() ? 0 : WriteJsonFigures("strata bench offload", f.json_path, *r);
 }
 
 std::string DefaultTmp() {

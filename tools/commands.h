@@ -3,8 +3,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
 
 namespace strata::tools {
+
+// Writes a benchmark's figures to --json PATH; prints where, or why not. Returns an exit code.
+int WriteJsonFigures(const char* command, const std::string& path, const nlohmann::json& figures);
 
 // Registers `strata bench ...` and returns a function that runs the chosen benchmark.
 void AddBenchCommand(CLI::App& app, int* exit_code);

@@ -20,7 +20,7 @@ namespace {
 
 using testing::FaultCounters;
 using testing::FaultRules;
-using testing::FaultyBackend;
+using testing::Faulty;
 
 struct Aligned {
   explicit Aligned(size_t n) : n(n) {
@@ -84,16 +84,15 @@ TEST(Io, PosixRoundTrip) {
 // Retries of -EAGAIN and completion of short transfers move exactly the same bytes.
 TEST(Io, ShortTransfersAndEagainAreCompleted) {
   TempDir dir;
-  auto inner = MakeDefaultBackend(8);
-  ASSERT_TRUE(inner.ok());
   FaultCounters counters;
   FaultRules rules;
   rules.short_every_write = 2;
   rules.short_every_read = 3;
   rules.eagain_on_write = 1;
   rules.eagain_repeat = 3;
-  FaultyBackend fb(std::move(*inner), rules, &counters);
-  RoundTrip(&fb, dir.path() + "/f", 3 * 4096 + 8192, 7);
+  auto fb = Faulty(rules, &counters)(8);
+  ASSERT_TRUE(fb.ok());
+  RoundTrip(fb->get(), dir.path() + "/f", 3 * 4096 + 8192, 7);
   EXPECT_GT(counters.shortened, 3u);
   EXPECT_EQ(counters.injected, 3u);
 }
@@ -115,13 +114,12 @@ Status OneTransfer(IoBackend* b, OneFile& f, IoOp op, uint64_t off, size_t len) 
 
 TEST(Io, ErrorNamesFileOffsetAndErrno) {
   OneFile f;
-  auto inner = MakeDefaultBackend(4);
-  ASSERT_TRUE(inner.ok());
   FaultCounters c;
   FaultRules rules;
   rules.error_on_write = 1;
-  FaultyBackend fb(std::move(*inner), rules, &c);
-  Status st = OneTransfer(&fb, f, IoOp::kWrite, 8192, 4096);
+  auto fb = Faulty(rules, &c)(4);
+  ASSERT_TRUE(fb.ok());
+  Status st = OneTransfer(fb->get(), f, IoOp::kWrite, 8192, 4096);
   ASSERT_EQ(st.code(), StatusCode::kIOError);
   EXPECT_NE(st.message().find(f.path), std::string::npos) << st;
   EXPECT_NE(st.message().find("offset 8192"), std::string::npos) << st;
@@ -130,28 +128,26 @@ TEST(Io, ErrorNamesFileOffsetAndErrno) {
 
 TEST(Io, FullDiskSaysSo) {
   OneFile f;
-  auto inner = MakeDefaultBackend(4);
-  ASSERT_TRUE(inner.ok());
   FaultCounters c;
   FaultRules rules;
   rules.error_on_write = 1;
   rules.write_errno = ENOSPC;
-  FaultyBackend fb(std::move(*inner), rules, &c);
-  Status st = OneTransfer(&fb, f, IoOp::kWrite, 0, 4096);
+  auto fb = Faulty(rules, &c)(4);
+  ASSERT_TRUE(fb.ok());
+  Status st = OneTransfer(fb->get(), f, IoOp::kWrite, 0, 4096);
   ASSERT_EQ(st.code(), StatusCode::kIOError);
   EXPECT_NE(st.message().find("disk is full"), std::string::npos) << st;
 }
 
 TEST(Io, EagainForeverFailsInsteadOfSpinning) {
   OneFile f;
-  auto inner = MakeDefaultBackend(4);
-  ASSERT_TRUE(inner.ok());
   FaultCounters c;
   FaultRules rules;
   rules.eagain_on_write = 1;
   rules.eagain_repeat = 1000000;
-  FaultyBackend fb(std::move(*inner), rules, &c);
-  Status st = OneTransfer(&fb, f, IoOp::kWrite, 0, 4096);
+  auto fb = Faulty(rules, &c)(4);
+  ASSERT_TRUE(fb.ok());
+  Status st = OneTransfer(fb->get(), f, IoOp::kWrite, 0, 4096);
   ASSERT_EQ(st.code(), StatusCode::kIOError);
   EXPECT_NE(st.message().find("no progress"), std::string::npos) << st;
 }
