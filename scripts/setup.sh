@@ -11,6 +11,9 @@ PACKAGES=(
   liburing-dev                       # offload/: io_uring
   libboost-dev                       # runtime/: Asio io_context and C++20 coroutines
   libxxhash-dev                      # offload/: XXH3 checksums of state slots
+  libeigen3-dev                      # model/: matrix products of forward and backward
+  libpcre2-dev                       # model/: the GPT-2 pre-tokenizer's regular expression
+  fortunes                           # the default corpus of `strata finetune` (real English text)
 )
 
 missing=()
