@@ -566,7 +566,7 @@ struct OffloadEngine::Impl {
       cfg.eps = header.hyper.eps;
       cfg.weight_decay = header.hyper.weight_decay;
       const int64_t t = static_cast<int64_t>(step);
-      if (geo.layout == Layout::kFp32MV) {
+      if (IsFp32(geo.layout)) {
         STRATA_RETURN_IF_ERROR(optim::AdamWStep(cfg, t, param, cs.grad, std::span<float>(v.m32, n),
                                                 std::span<float>(v.v32, n), pool.get(), opt.simd));
       } else {

@@ -52,19 +52,21 @@ const char* LayoutName(Layout layout) {
     case Layout::kQ8MV: return "q8_mv";
     case Layout::kQ8MasterMV: return "q8_master_mv";
     case Layout::kFp32MV: return "fp32_mv";
+    case Layout::kFp32MasterMV: return "fp32_master_mv";
   }
   return "unknown";
 }
 
 Result<Layout> ParseLayout(std::string_view name) {
-  for (Layout l : {Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV})
+  for (Layout l : {Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV, Layout::kFp32MasterMV})
     if (name == LayoutName(l)) return l;
-  return Status::InvalidArgument("layout '" + std::string(name) + "': want q8_master_mv, q8_mv or fp32_mv");
+  return Status::InvalidArgument("layout '" + std::string(name) + "': want q8_master_mv, q8_mv, fp32_master_mv or fp32_mv");
 }
 
-bool HasMaster(Layout layout) { return layout == Layout::kQ8MasterMV; }
+bool HasMaster(Layout layout) { return layout == Layout::kQ8MasterMV || layout == Layout::kFp32MasterMV; }
+bool IsFp32(Layout layout) { return layout == Layout::kFp32MV || layout == Layout::kFp32MasterMV; }
 
-static bool KnownLayout(uint32_t v) { return v >= 1 && v <= 3; }
+static bool KnownLayout(uint32_t v) { return v >= 1 && v <= 4; }
 
 // ---- Geometry ----------------------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ uint64_t Geometry::PayloadBytes(Layout layout, uint64_t n) {
     case Layout::kQ8MV: return 2 * n + 8 * nb;
     case Layout::kQ8MasterMV: return 4 * n + 2 * n + 8 * nb;
     case Layout::kFp32MV: return 8 * n;
+    case Layout::kFp32MasterMV: return 12 * n;
   }
   return 0;
 }
@@ -228,7 +231,11 @@ SlotView ViewSlot(Layout layout, uint8_t* slot, uint32_t n) {
   v.n = n;
   uint8_t* p = slot + kSlotHeaderBytes;
   const size_t nb = static_cast<size_t>(q8::NumBlocks(n));
-  if (layout == Layout::kFp32MV) {
+  if (IsFp32(layout)) {
+    if (layout == Layout::kFp32MasterMV) {
+      v.master = reinterpret_cast<float*>(p);
+      p += size_t{4} * n;
+    }
     v.m32 = reinterpret_cast<float*>(p);
     v.v32 = v.m32 + n;
     return v;
@@ -246,7 +253,8 @@ SlotView ViewSlot(Layout layout, uint8_t* slot, uint32_t n) {
 
 void InitSlotPayload(Layout layout, const SlotView& v) {
   const size_t nb = static_cast<size_t>(q8::NumBlocks(v.n));
-  if (layout == Layout::kFp32MV) {
+  if (IsFp32(layout)) {
+    if (v.master) std::memset(v.master, 0, sizeof(float) * v.n);
     std::memset(v.m32, 0, sizeof(float) * v.n * 2);
     return;
   }

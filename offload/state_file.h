@@ -30,10 +30,12 @@ enum class Layout : uint32_t {
   kQ8MV = 1,        // 8-bit m and v (weights stay with the caller)
   kQ8MasterMV = 2,  // fp32 master weights + 8-bit m and v
   kFp32MV = 3,      // fp32 m and v, for comparison (weights stay with the caller)
+  kFp32MasterMV = 4,  // fp32 master weights + fp32 m and v (plain AdamW with durable weights)
 };
-const char* LayoutName(Layout layout);  // "q8_mv", "q8_master_mv", "fp32_mv"
+const char* LayoutName(Layout layout);  // "q8_mv", "q8_master_mv", "fp32_mv", "fp32_master_mv"
 [[nodiscard]] Result<Layout> ParseLayout(std::string_view name);
 bool HasMaster(Layout layout);
+bool IsFp32(Layout layout);  // fp32 m and v (fp32_mv, fp32_master_mv)
 
 inline constexpr uint64_t kAlign = 4096;  // O_DIRECT alignment of offsets, lengths and buffers
 inline constexpr uint64_t kFileHeaderBytes = 4096;

@@ -80,7 +80,7 @@ struct Reference {
       std::vector<float> g(n);
       Gradient(step, c, g);
       std::span<float> p(w.data() + off, n);
-      if (layout == Layout::kFp32MV) {
+      if (IsFp32(layout)) {
         ASSERT_TRUE(optim::AdamWStep(cfg, step, p, g, std::span<float>(m32.data() + off, n),
                                      std::span<float>(v32.data() + off, n)).ok());
       } else {
@@ -100,7 +100,7 @@ struct Reference {
       SlotView v = ViewSlot(layout, s->data(), n);
       const float* weights = v.master ? v.master : caller_w->data() + off;
       ASSERT_EQ(std::memcmp(weights, w.data() + off, 4 * n), 0) << "weights of chunk " << c;
-      if (layout == Layout::kFp32MV) {
+      if (IsFp32(layout)) {
         ASSERT_EQ(std::memcmp(v.m32, m32.data() + off, 4 * n), 0) << "m of chunk " << c;
         ASSERT_EQ(std::memcmp(v.v32, v32.data() + off, 4 * n), 0) << "v of chunk " << c;
       } else {
@@ -138,7 +138,7 @@ TEST_P(EveryLayout, StepsMatchTheInMemoryReferenceBitForBit) {
   EXPECT_TRUE(e->VerifyCommitted().ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, EveryLayout, ::testing::Values(Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV),
+INSTANTIATE_TEST_SUITE_P(Layouts, EveryLayout, ::testing::Values(Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV, Layout::kFp32MasterMV),
                          [](const auto& info) { return std::string(LayoutName(info.param)); });
 
 TEST(OffloadEngine, ResumeIsBitwiseIdenticalToAnUninterruptedRun) {

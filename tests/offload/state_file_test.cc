@@ -25,7 +25,7 @@ FileHeader SampleHeader() {
 }
 
 TEST(StateFile, GeometryOfEveryLayout) {
-  for (Layout l : {Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV}) {
+  for (Layout l : {Layout::kQ8MV, Layout::kQ8MasterMV, Layout::kFp32MV, Layout::kFp32MasterMV}) {
     Geometry g{l, 10 * 1280 + 7, 1280};  // chunks of 5 blocks; the payload is no multiple of 4 KiB
     ASSERT_TRUE(g.Validate().ok());
     EXPECT_EQ(g.n_chunks(), 11u);
@@ -44,6 +44,7 @@ TEST(StateFile, GeometryOfEveryLayout) {
   EXPECT_EQ(Geometry::PayloadBytes(Layout::kQ8MV, 257), 2 * 257 + 8 * 2u);
   EXPECT_EQ(Geometry::PayloadBytes(Layout::kQ8MasterMV, 257), 6 * 257 + 8 * 2u);
   EXPECT_EQ(Geometry::PayloadBytes(Layout::kFp32MV, 257), 8 * 257u);
+  EXPECT_EQ(Geometry::PayloadBytes(Layout::kFp32MasterMV, 257), 12 * 257u);
 }
 
 // The byte target: 8-bit {m, v} moves at most 0.27x the bytes of fp32 {m, v} per step.
