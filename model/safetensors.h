@@ -1,0 +1,118 @@
+// Safetensors files (spec: docs/formats/safetensors.md): read any file the Hugging Face
+// `safetensors` package writes (byte-sized dtypes), write files it reads.
+//
+//   u64 N (little-endian) | N bytes of JSON header, space-padded | data buffer
+//   header: {"__metadata__": {str: str}, NAME: {"dtype": "F32", "shape": [2, 3],
+//            "data_offsets": [BEGIN, END]}, ...}   (offsets relative to the data buffer)
+//
+// strata adds one metadata key, "strata.xxh3": XXH3-64 of the data buffer as 16 lowercase hex
+// digits. The writer always sets it; the reader verifies it when present (other tools ignore it).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace strata::model {
+
+// Every byte-sized dtype of the safetensors format. Sub-byte dtypes (F4, F6_*) are refused.
+enum class DType : uint8_t {
+  kF64, kF32, kF16, kBF16,
+  kI64, kI32, kI16, kI8,
+  kU64, kU32, kU16, kU8,
+  kBool,
+  kF8E4M3, kF8E5M2, kF8E8M0, kF8E4M3Fnuz, kF8E5M2Fnuz,  // stored and handed out as bytes only
+  kC64,                                                   // complex64: two F32, stored as bytes only
+};
+std::string_view DTypeName(DType dtype);  // the header spelling: "F32", "BF16", "BOOL", "F8_E4M3"
+uint64_t DTypeSize(DType dtype);           // bytes per element
+// "F32" -> kF32. InvalidArgument names the dtype and says whether it is a safetensors dtype
+// strata does not handle (F4, F6_E2M3, F6_E3M2) or not a safetensors dtype at all.
+[[nodiscard]] Result<DType> ParseDType(std::string_view name);
+
+// Exact conversions (every half and bfloat16 value is a float): NaN payloads are kept, signaling
+// NaNs are not quieted, subnormals become normal floats.
+float HalfToFloat(uint16_t bits);
+float BF16ToFloat(uint16_t bits);
+
+inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;  // the reference's limit
+inline constexpr char kSafetensorsChecksumKey[] = "strata.xxh3";
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;  // row-major; [] is a scalar (one element)
+  uint64_t begin = 0, end = 0;  // byte range [begin, end) in the data buffer
+
+  int64_t numel() const;  // product of shape (1 for a scalar); Open guarantees it fits
+  uint64_t nbytes() const { return end - begin; }
+};
+
+// A whole safetensors file read into memory and validated up front (every check in the spec):
+// once Open succeeds, every tensor's bytes are in bounds and the accessors cannot fail on the
+// file's account, only on the caller's (wrong name, wrong size, unconvertible dtype).
+class SafetensorsFile {
+ public:
+  // Errors: NotFound (no such file), IOError (the OS refused), Corruption (the bytes fail a
+  // check). Every message starts with the path and names the field or tensor.
+  [[nodiscard]] static Result<SafetensorsFile> Open(const std::string& path);
+  // The same checks on bytes already in memory; `name` stands for the path in messages.
+  [[nodiscard]] static Result<SafetensorsFile> FromBytes(std::vector<uint8_t> bytes, std::string name);
+
+  SafetensorsFile(SafetensorsFile&&) = default;
+  SafetensorsFile& operator=(SafetensorsFile&&) = default;
+
+  const std::string& path() const { return path_; }
+  // In data-buffer order (for a strata-written file, the order given to WriteSafetensors).
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* Find(std::string_view name) const;  // nullptr when absent
+  // "__metadata__" (empty when the file has none), "strata.xxh3" included when present.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  std::span<const uint8_t> data() const;  // the whole data buffer
+  std::span<const uint8_t> Bytes(const TensorInfo& t) const;  // t from tensors() or Find()
+
+  // F64, F32, F16 or BF16 -> float (F64 rounds to nearest). out.size() must equal numel().
+  // NotFound: no such tensor; InvalidArgument: wrong size or dtype. Messages name file and tensor.
+  [[nodiscard]] Status ReadF32(std::string_view name, std::span<float> out) const;
+  [[nodiscard]] Result<std::vector<float>> ReadF32(std::string_view name) const;
+  // Any integer dtype (I64, I32, I16, I8, U64, U32, U16, U8) -> int32; InvalidArgument names the
+  // first element outside int32's range.
+  [[nodiscard]] Result<std::vector<int32_t>> ReadI32(std::string_view name) const;
+
+ private:
+  SafetensorsFile() = default;
+  [[nodiscard]] Result<const TensorInfo*> Lookup(std::string_view name) const;
+
+  std::string path_;
+  std::vector<uint8_t> bytes_;  // the whole file
+  uint64_t data_offset_ = 0;    // 8 + N
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
+  std::map<std::string, std::string> metadata_;
+};
+
+// One tensor to write: `bytes` holds numel * DTypeSize(dtype) bytes, little-endian, row-major.
+struct TensorOut {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  std::span<const uint8_t> bytes;
+};
+
+// Writes a safetensors file atomically: PATH.tmp.XXXXXX, fsync, rename over PATH, fsync the
+// directory, so a crash leaves the old file or the new one, never a part. Tensors are laid out
+// contiguously in the order given; the header is padded with spaces to a multiple of 8 bytes, so
+// the data buffer starts 8-aligned. `metadata` goes into "__metadata__" together with
+// "strata.xxh3" (computed here; a value passed in, e.g. from a file read earlier, is replaced).
+// InvalidArgument (nothing written): a duplicate name, the name "__metadata__", a name or
+// metadata that is not valid UTF-8, a negative dimension, a size overflow, bytes.size() not
+// numel * itemsize, a header over kSafetensorsMaxHeaderBytes. IOError names the path and the call.
+[[nodiscard]] Status WriteSafetensors(const std::string& path, std::span<const TensorOut> tensors,
+                                      const std::map<std::string, std::string>& metadata);
+
+}  // namespace strata::model
