@@ -43,4 +43,8 @@ std::unique_ptr<Tokenizer> MakeByteTokenizer();
 // a path to tokenizer.json; or "gpt2:DIR". The error says which forms are accepted.
 [[nodiscard]] Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& spec);
 
+// GPT-2's pre-tokenizer alone, for tests: appends the pieces BPE runs on, in order (they concatenate
+// to `text`). Invalid UTF-8 is cut out first, each invalid byte a piece of its own.
+[[nodiscard]] Status SplitGpt2Pieces(std::string_view text, std::vector<std::string_view>* pieces);
+
 }  // namespace strata::model
