@@ -90,7 +90,7 @@ void LayerNormForward(ThreadPool& pool, const float* x, const float* w, const fl
 // parameter gradients into its own partial, and the partials are added in thread order.
 void LayerNormBackward(ThreadPool& pool, const float* x, const float* w, const float* mean, const float* rstd,
                        const float* dout, float* dx, float* dw, float* db, int64_t N, int64_t C,
-                       std::vector<float>& partial) {
+                       AlignedVector<float>& partial) {
   const int parts = pool.size();
   partial.assign(static_cast<size_t>(parts) * 2 * C, 0.0f);
   const auto ranges = SplitRange(N, kRowGrain, parts);
@@ -292,24 +292,24 @@ struct Gpt2::Acts {
   bool has_targets = false;
   std::vector<int32_t> inputs, targets;
   // Per layer l (each [L][N, width]):
-  std::vector<float> res;      // [L+1][N, C]  the residual stream entering layer l; res[L] leaves the last
-  std::vector<float> ln1;      // [L][N, C]
-  std::vector<float> ln1_mean, ln1_rstd;  // [L][N]
-  std::vector<float> qkv;      // [L][N, 3C]
-  std::vector<float> att;      // [L][B, H, T, T]  attention probabilities (zero above the diagonal)
-  std::vector<float> atty;     // [L][N, C]  attention output before c_proj
-  std::vector<float> mid;      // [L][N, C]  residual after attention
-  std::vector<float> ln2;      // [L][N, C]
-  std::vector<float> ln2_mean, ln2_rstd;  // [L][N]
-  std::vector<float> fc;       // [L][N, 4C] before GELU
-  std::vector<float> gelu;     // [L][N, 4C]
-  std::vector<float> lnf, lnf_mean, lnf_rstd;  // [N, C], [N], [N]
-  std::vector<float> logits;   // [N, V]
-  std::vector<float> probs;    // [N, V]  softmax, then dlogits in backward
-  std::vector<float> row_loss; // [N]
+  AlignedVector<float> res;      // [L+1][N, C]  the residual stream entering layer l; res[L] leaves the last
+  AlignedVector<float> ln1;      // [L][N, C]
+  AlignedVector<float> ln1_mean, ln1_rstd;  // [L][N]
+  AlignedVector<float> qkv;      // [L][N, 3C]
+  AlignedVector<float> att;      // [L][B, H, T, T]  attention probabilities (zero above the diagonal)
+  AlignedVector<float> atty;     // [L][N, C]  attention output before c_proj
+  AlignedVector<float> mid;      // [L][N, C]  residual after attention
+  AlignedVector<float> ln2;      // [L][N, C]
+  AlignedVector<float> ln2_mean, ln2_rstd;  // [L][N]
+  AlignedVector<float> fc;       // [L][N, 4C] before GELU
+  AlignedVector<float> gelu;     // [L][N, 4C]
+  AlignedVector<float> lnf, lnf_mean, lnf_rstd;  // [N, C], [N], [N]
+  AlignedVector<float> logits;   // [N, V]
+  AlignedVector<float> probs;    // [N, V]  softmax, then dlogits in backward
+  AlignedVector<float> row_loss; // [N]
   // Backward scratch.
-  std::vector<float> dres, dln, dbig, dqkv, datty;  // [N,C] [N,C] [N,4C] [N,3C] [N,C]
-  std::vector<float> ln_partial;
+  AlignedVector<float> dres, dln, dbig, dqkv, datty;  // [N,C] [N,C] [N,4C] [N,3C] [N,C]
+  AlignedVector<float> ln_partial;
 
   uint64_t Bytes() const {
     uint64_t f = 0;
@@ -326,8 +326,8 @@ uint64_t Gpt2::activation_bytes() const { return acts_ ? acts_->Bytes() : 0; }
 
 Gpt2::Gpt2(const Gpt2Config& cfg, int threads)
     : cfg_(cfg), n_params_(cfg.NumParams()), pool_(threads), acts_(std::make_unique<Acts>()) {
-  params_.reset(new float[n_params_]());
-  grads_.reset(new float[n_params_]());
+  params_.assign(n_params_, 0.0f);
+  grads_.assign(n_params_, 0.0f);
 }
 Gpt2::~Gpt2() = default;
 
@@ -392,7 +392,7 @@ void Gpt2::InitRandom(uint64_t seed) {
   const double resid_std = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSpec& t = tensors[i];
-    float* p = params_.get() + t.offset;
+    float* p = params_.data() + t.offset;
     const uint64_t n = t.numel();
     const std::string& name = t.name;
     auto ends_with = [&](const char* s) {
@@ -445,7 +445,7 @@ Result<float> Gpt2::Forward(std::span<const int32_t> inputs, std::span<const int
   a.targets.assign(targets.begin(), targets.end());
   a.has_targets = !targets.empty();
   const int64_t L = cfg_.n_layer, C = cfg_.n_embd, H = cfg_.n_head, hs = C / H, V = cfg_.vocab;
-  float* P = params_.get();
+  float* P = params_.data();
   const float* wte = P;
   const float* wpe = P + static_cast<int64_t>(V) * C;
 
@@ -539,8 +539,8 @@ Status Gpt2::Backward(const std::function<void(uint64_t lo)>& on_ready) {
   const int B = a.B, T = a.T;
   const int64_t N = static_cast<int64_t>(B) * T, L = cfg_.n_layer, C = cfg_.n_embd, H = cfg_.n_head, hs = C / H,
                 V = cfg_.vocab;
-  float* P = params_.get();
-  float* G = grads_.get();
+  float* P = params_.data();
+  float* G = grads_.data();
   const float* wte = P;
   float* dwte = G;
   float* dwpe = G + V * C;

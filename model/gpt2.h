@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/aligned.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
 
@@ -66,9 +67,9 @@ class Gpt2 {
 
   const Gpt2Config& config() const { return cfg_; }
   uint64_t num_params() const { return n_params_; }
-  std::span<float> params() { return {params_.get(), n_params_}; }
-  std::span<const float> params() const { return {params_.get(), n_params_}; }
-  std::span<float> grads() { return {grads_.get(), n_params_}; }
+  std::span<float> params() { return {params_.data(), n_params_}; }
+  std::span<const float> params() const { return {params_.data(), n_params_}; }
+  std::span<float> grads() { return {grads_.data(), n_params_}; }
   int threads() const { return pool_.size(); }
   // Bytes held by activations for the largest (B, T) seen so far.
   uint64_t activation_bytes() const;
@@ -104,7 +105,7 @@ class Gpt2 {
 
   Gpt2Config cfg_;
   uint64_t n_params_ = 0;
-  std::unique_ptr<float[]> params_, grads_;
+  AlignedVector<float> params_, grads_;  // 64-byte aligned: see runtime/aligned.h
   ThreadPool pool_;
   std::unique_ptr<Acts> acts_;
 };

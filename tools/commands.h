@@ -17,6 +17,8 @@ void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddBenchOffloadCommand(CLI::App& bench, int* exit_code);
 // Registers `strata inspect`.
 void AddInspectCommand(CLI::App& app, int* exit_code);
+// Registers `strata finetune` and `strata eval`.
+void AddFinetuneCommand(CLI::App& app, int* exit_code);
 // Registers `strata info`.
 void AddInfoCommand(CLI::App& app, int* exit_code);
 

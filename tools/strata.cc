@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   int exit_code = 0;
+  strata::tools::AddFinetuneCommand(app, &exit_code);
   strata::tools::AddBenchCommand(app, &exit_code);
   strata::tools::AddInspectCommand(app, &exit_code);
   strata::tools::AddInfoCommand(app, &exit_code);
