@@ -40,7 +40,6 @@ using Json = nlohmann::ordered_json;
 
 constexpr char kDefaultCorpus[] = "/usr/share/games/fortunes";
 constexpr int kRunVersion = 1;
-constexpr int kTrainTrack = 1;
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -223,6 +222,49 @@ double ScheduledLr(const FinetuneOptions& o, uint64_t step) {
   const double t = std::min(1.0, static_cast<double>(step - std::min(step, o.warmup)) / span);
   const double floor = o.lr * o.min_lr_ratio;
   return floor + 0.5 * (o.lr - floor) * (1.0 + std::cos(M_PI * t));
+}
+
+Result<float> ForwardBackward(Gpt2& model, const Batch& b, Tracer* tr, uint64_t step) {
+  const double tf = tr ? tr->NowMicros() : 0;
+  Result<float> loss = model.Forward(b.inputs, b.targets, b.B, b.T);
+  if (!loss.ok()) return loss.status();
+  const double tb = tr ? tr->NowMicros() : 0;
+  if (tr) tr->Complete("forward", "train", kTrainTrack, tf, tb - tf, {{"step", static_cast<int64_t>(step)}});
+  STRATA_RETURN_IF_ERROR(model.Backward());
+  if (tr) tr->Complete("backward", "train", kTrainTrack, tb, tr->NowMicros() - tb, {{"step", static_cast<int64_t>(step)}});
+  return loss;
+}
+
+Result<float> ForwardBackwardOffloaded(Gpt2& model, offload::OffloadEngine& engine, const Batch& b, double lr,
+                                       Tracer* tr, uint64_t step) {
+  float* params = model.params().data();
+  const offload::Geometry& g = engine.geometry();
+  const uint32_t chunk = g.chunk_params;
+  // New weights of a chunk arrive on the engine's thread while backward runs on lower layers,
+  // which never read them (Gpt2::Backward's on_ready contract).
+  STRATA_RETURN_IF_ERROR(engine.BeginStep(lr, [params, chunk](uint64_t c, std::span<const float> w) {
+    std::memcpy(params + c * chunk, w.data(), w.size() * sizeof(float));
+  }));
+  const double tf = tr ? tr->NowMicros() : 0;
+  Result<float> loss = model.Forward(b.inputs, b.targets, b.B, b.T);
+  if (!loss.ok()) return loss.status();  // EndStep then reports the chunks never handed in
+  const double tb = tr ? tr->NowMicros() : 0;
+  if (tr) tr->Complete("forward", "train", kTrainTrack, tf, tb - tf, {{"step", static_cast<int64_t>(step)}});
+  Status submit_error;
+  uint64_t next = g.n_chunks();  // chunks >= next have been handed in
+  std::span<const float> grads = model.grads();
+  Status s = model.Backward([&](uint64_t lo) {
+    while (next > 0 && (next - 1) * g.chunk_params >= lo) {
+      --next;
+      Status e = engine.SubmitGradient(next, grads.subspan(next * g.chunk_params, g.chunk_len(next)));
+      if (!e.ok() && submit_error.ok()) submit_error = e;
+      if (tr) tr->Instant("gradient ready, chunk " + std::to_string(next), "train", kTrainTrack, tr->NowMicros());
+    }
+  });
+  STRATA_RETURN_IF_ERROR(s);
+  STRATA_RETURN_IF_ERROR(submit_error);
+  if (tr) tr->Complete("backward", "train", kTrainTrack, tb, tr->NowMicros() - tb, {{"step", static_cast<int64_t>(step)}});
+  return loss;
 }
 
 Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
@@ -522,50 +564,18 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
   uint64_t tokens_run = 0;
   double compute_s = 0;
   const uint64_t tokens_per_step = static_cast<uint64_t>(opt.batch) * opt.seq;
-  std::mutex weights_mu;  // on_done runs on the engine's thread; one chunk at a time is enough
   for (uint64_t step = committed + 1; step <= opt.steps; ++step) {
     const double t0 = Now();
     const double lr = ScheduledLr(opt, step);
     const offload::OffloadStats st0 = engine ? engine->stats() : offload::OffloadStats{};
     DrawTrainBatch(corpus.train, opt.seed, step, opt.batch, opt.seq, &batch);
-    float* params = model.params().data();
-    if (engine) {
-      const uint32_t chunk = opt.chunk_params;
-      STRATA_RETURN_IF_ERROR(engine->BeginStep(lr, [&, params, chunk](uint64_t c, std::span<const float> w) {
-        std::lock_guard<std::mutex> lk(weights_mu);
-        std::memcpy(params + c * chunk, w.data(), w.size() * sizeof(float));
-      }));
-    }
-    const double tf = tr ? tr->NowMicros() : 0;
-    Result<float> loss = model.Forward(batch.inputs, batch.targets, opt.batch, opt.seq);
+    Result<float> loss = engine ? ForwardBackwardOffloaded(model, *engine, batch, lr, tr, step)
+                                : ForwardBackward(model, batch, tr, step);
     if (!loss.ok()) return loss.status();
-    const double tb = tr ? tr->NowMicros() : 0;
-    if (tr) tr->Complete("forward", "train", kTrainTrack, tf, tb - tf, {{"step", static_cast<int64_t>(step)}});
-    Status submit_error;
-    Status s;
-    if (engine) {
-      const offload::Geometry& g = engine->geometry();
-      uint64_t next = g.n_chunks();  // chunks >= next have been handed in
-      std::span<const float> grads = model.grads();
-      s = model.Backward([&](uint64_t lo) {
-        while (next > 0 && (next - 1) * g.chunk_params >= lo) {
-          --next;
-          const uint64_t begin = next * g.chunk_params;
-          Status e = engine->SubmitGradient(next, grads.subspan(begin, g.chunk_len(next)));
-          if (!e.ok() && submit_error.ok()) submit_error = e;
-          if (tr) tr->Instant("gradient ready, chunk " + std::to_string(next), "train", kTrainTrack, tr->NowMicros());
-        }
-      });
-    } else {
-      s = model.Backward();
-    }
-    STRATA_RETURN_IF_ERROR(s);
     const double te = tr ? tr->NowMicros() : 0;
-    if (tr) tr->Complete("backward", "train", kTrainTrack, tb, te - tb, {{"step", static_cast<int64_t>(step)}});
     acfg.lr = lr;
     Json line{{"step", step}, {"train_loss", loss.value()}, {"lr", lr}};
     if (engine) {
-      STRATA_RETURN_IF_ERROR(submit_error);
       // The step's line, kept beside the run until the line itself is logged: a kill between
       // the commit and the log leaves it for --resume to log.
       STRATA_RETURN_IF_ERROR(WriteTextAtomic(pending_path, line.dump(), /*sync=*/false));

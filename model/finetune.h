@@ -22,10 +22,20 @@
 #include <functional>
 #include <string>
 
+#include "model/data.h"
 #include "model/gpt2.h"
 #include "runtime/status.h"
 
+namespace strata {
+class Tracer;
+namespace offload {
+class OffloadEngine;
+}
+}  // namespace strata
+
 namespace strata::model {
+
+inline constexpr int kTrainTrack = 1;  // the trace track of forward and backward
 
 enum class OffloadMode { kNone, kRam, kNvme };
 
@@ -35,7 +45,7 @@ struct FinetuneOptions {
   Gpt2Config model;  // for "new"; vocab is taken from the tokenizer
   std::string data;  // "" = the Debian fortunes corpus
   std::string tokenizer = "byte";
-  uint64_t steps = 300;
+  uint64_t steps = 600;
   int batch = 8;
   int seq = 128;
   double lr = 2e-3;
@@ -82,6 +92,15 @@ extern std::atomic<bool> g_stop_requested;
 // Checks everything (checkpoint, corpus, tokenizer, --seq against the context, --out) before the
 // first step; returns the first error with the file or flag it concerns.
 [[nodiscard]] Result<FinetuneResult> RunFinetune(FinetuneOptions opt);
+
+// Forward and backward of one batch (the optimizer step is the caller's).
+[[nodiscard]] Result<float> ForwardBackward(Gpt2& model, const Batch& b, Tracer* tr, uint64_t step);
+// The same with the offloaded optimizer step running during backward: BeginStep(lr) before
+// forward (reads start at once), each chunk's gradient handed in as soon as backward is done
+// with it (last layers first), and each chunk's new weights copied into the model as soon as
+// they exist. The caller ends the step with engine.EndStep().
+[[nodiscard]] Result<float> ForwardBackwardOffloaded(Gpt2& model, offload::OffloadEngine& engine, const Batch& b,
+                                                     double lr, Tracer* tr, uint64_t step);
 
 // Learning rate at step (1-based): linear warm-up, then cosine decay to lr * min_lr_ratio.
 double ScheduledLr(const FinetuneOptions& opt, uint64_t step);
