@@ -94,6 +94,7 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   optim->add_flag("--quiet", flags->quiet, "No progress on stderr");
   optim->callback([flags, exit_code] { *exit_code = RunBenchOptim(*flags); });
   AddBenchOffloadCommand(*bench, exit_code);
+  AddBenchTrainCommand(*bench, exit_code);
 }
 
 void AddInfoCommand(CLI::App& app, int* exit_code) {

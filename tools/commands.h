@@ -15,6 +15,8 @@ int WriteJsonFigures(const char* command, const std::string& path, const nlohman
 void AddBenchCommand(CLI::App& app, int* exit_code);
 // Registers `strata bench offload` under `strata bench`.
 void AddBenchOffloadCommand(CLI::App& bench, int* exit_code);
+// Registers `strata bench train` under `strata bench`.
+void AddBenchTrainCommand(CLI::App& bench, int* exit_code);
 // Registers `strata inspect`.
 void AddInspectCommand(CLI::App& app, int* exit_code);
 // Registers `strata finetune` and `strata eval`.

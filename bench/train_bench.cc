@@ -1,0 +1,276 @@
+// `strata bench train` (see train_bench.h).
+#include "bench/train_bench.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "model/data.h"
+#include "model/finetune.h"
+#include "offload/offload_engine.h"
+#include "optim/adamw.h"
+#include "runtime/thread_pool.h"
+
+#ifndef STRATA_SOURCE_DIR
+#define STRATA_SOURCE_DIR "."
+#endif
+
+namespace strata::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+uint64_t StatusField(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t k = std::strlen(key);
+  while (std::getline(in, line)) {
+    if (line.compare(0, k, key) == 0) return std::stoull(line.substr(k)) * 1024;
+  }
+  return 0;
+}
+// Resets the kernel's peak-RSS mark to the current RSS, so each case reports its own peak.
+void ResetPeakRss() {
+  std::ofstream o("/proc/self/clear_refs");
+  o << "5";
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Random token batches from a fixed seed (throughput does not depend on the text).
+std::vector<model::Batch> Batches(const TrainShape& s, int n) {
+  std::mt19937 g(1234);
+  std::vector<model::Batch> out(n);
+  for (auto& b : out) {
+    b.B = s.batch;
+    b.T = s.seq;
+    b.inputs.resize(static_cast<size_t>(s.batch) * s.seq);
+    b.targets.resize(b.inputs.size());
+    for (auto& x : b.inputs) x = static_cast<int32_t>(g() % s.cfg.vocab);
+    for (auto& x : b.targets) x = static_cast<int32_t>(g() % s.cfg.vocab);
+  }
+  return out;
+}
+
+struct CaseResult {
+  double step_seconds = 0, tokens_per_s = 0, first_loss = 0, last_loss = 0;
+  uint64_t peak_rss = 0, base_rss = 0, budget = 0, io_bytes_per_step = 0;
+  double disk_GBps = 0, grad_wait_seconds = 0;
+};
+
+Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBenchOptions& opt) {
+  ResetPeakRss();
+  CaseResult r;
+  r.base_rss = StatusField("VmRSS:");
+  auto m = model::Gpt2::Create(s.cfg, opt.threads);
+  if (!m.ok()) return m.status();
+  model::Gpt2& model = *m.value();
+  model.InitRandom(1);
+  const uint64_t n = model.num_params();
+  std::unique_ptr<offload::OffloadEngine> engine;
+  std::unique_ptr<optim::AdamW8bitState> mem;
+  std::unique_ptr<ThreadPool> pool;
+  std::string dir;
+  if (offloaded) {
+    dir = opt.path + "/strata-bench-train-" + std::to_string(::getpid());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    offload::OffloadOptions oo;
+    oo.layout = offload::Layout::kQ8MasterMV;
+    oo.chunk_params = static_cast<uint32_t>(std::clamp<uint64_t>((n / 16 + 65535) / 65536 * 65536, 65536, 1 << 20));
+    oo.ram_budget = opt.offload_ram;
+    oo.threads = 1;
+    const float* p = model.params().data();
+    const uint32_t chunk = oo.chunk_params;
+    auto e = offload::OffloadEngine::Create(dir, n, offload::StateHyper{0.9, 0.95, 1e-8, 0.0}, oo,
+                                            [&](uint64_t c, std::span<float> master) {
+                                              std::memcpy(master.data(), p + c * chunk, master.size() * 4);
+                                            });
+    if (!e.ok()) return Status(e.status().code(), "--path " + opt.path + ": " + e.status().message());
+    engine = std::move(e).value();
+  } else {
+    mem = std::make_unique<optim::AdamW8bitState>(static_cast<int64_t>(n));
+    pool = std::make_unique<ThreadPool>(opt.threads);
+  }
+  const auto batches = Batches(s, opt.warmup + opt.steps);
+  std::vector<double> times;
+  optim::AdamWConfig acfg{1e-4, 0.9, 0.95, 1e-8, 0.0};
+  uint64_t io0 = 0;
+  double wait0 = 0, io_t0 = 0;
+  Status st;
+  for (int i = 0; i < opt.warmup + opt.steps && st.ok(); ++i) {
+    if (i == opt.warmup && engine) {
+      const auto x = engine->stats();
+      io0 = x.bytes_read + x.bytes_written;
+      wait0 = x.grad_wait_seconds;
+      io_t0 = Now();
+    }
+    const double t0 = Now();
+    Result<float> loss = engine ? model::ForwardBackwardOffloaded(model, *engine, batches[i], 1e-4, nullptr, i + 1)
+                                : model::ForwardBackward(model, batches[i], nullptr, i + 1);
+    if (!loss.ok()) {
+      st = loss.status();
+      break;
+    }
+    st = engine ? engine->EndStep() : mem->Step(acfg, model.params(), model.grads(), pool.get());
+    if (i >= opt.warmup) times.push_back(Now() - t0);
+    if (i == 0) r.first_loss = loss.value();
+    r.last_loss = loss.value();
+  }
+  if (engine) {
+    const auto x = engine->stats();
+    r.io_bytes_per_step = (x.bytes_read + x.bytes_written - io0) / std::max(1, opt.steps);
+    r.disk_GBps = static_cast<double>(x.bytes_read + x.bytes_written - io0) / (Now() - io_t0) / 1e9;
+    r.grad_wait_seconds = (x.grad_wait_seconds - wait0) / std::max(1, opt.steps);
+    r.budget = engine->staging_bytes();
+  } else {
+    r.budget = static_cast<uint64_t>(mem->StateBytes());
+  }
+  r.budget += 2 * n * sizeof(float) + model.activation_bytes();
+  r.peak_rss = StatusField("VmHWM:");
+  engine.reset();
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  STRATA_RETURN_IF_ERROR(st);
+  r.step_seconds = Median(times);
+  r.tokens_per_s = static_cast<double>(s.batch) * s.seq / r.step_seconds;
+  return r;
+}
+
+// Runs the torch peer in the peers' venv; an empty object when it cannot run (with the reason).
+Json RunPeer(const TrainShape& s, const TrainBenchOptions& opt, int threads) {
+  std::string py = opt.peers_python;
+  if (py.empty()) {
+    const char* v = std::getenv("STRATA_PEERS_VENV");
+    const char* home = std::getenv("HOME");
+    const std::string venv = v && *v ? v : std::string(home ? home : "") + "/.cache/strata/peers-venv";
+    py = venv + "/bin/python";
+  }
+  const std::string script =
+      opt.peer_script.empty() ? std::string(STRATA_SOURCE_DIR) + "/bench/peers/train_peers.py" : opt.peer_script;
+  if (!fs::exists(py)) {
+    return Json{{"skipped", "no peers venv at " + py +
+                                " (python3 bench/peers/train_peers.py creates it: torch and transformers from pip)"}};
+  }
+  if (!fs::exists(script)) return Json{{"skipped", "peer script " + script + " not found"}};
+  char tmpl[] = "/tmp/strata-train-peer-XXXXXX.json";
+  const int fd = ::mkstemps(tmpl, 5);
+  if (fd < 0) return Json{{"skipped", "mkstemps failed"}};
+  ::close(fd);
+  std::ostringstream cmd;
+  cmd << "'" << py << "' '" << script << "' --n-layer " << s.cfg.n_layer << " --n-head " << s.cfg.n_head
+      << " --n-embd " << s.cfg.n_embd << " --vocab " << s.cfg.vocab << " --ctx " << s.cfg.n_ctx << " --batch "
+      << s.batch << " --seq " << s.seq << " --threads " << threads << " --steps " << opt.steps << " --warmup "
+      << opt.warmup << " --json " << tmpl << (opt.quiet ? " >/dev/null 2>&1" : " 1>&2");
+  const int rc = std::system(cmd.str().c_str());
+  Json j;
+  std::ifstream in(tmpl);
+  if (rc == 0 && in) j = Json::parse(in, nullptr, false);
+  ::unlink(tmpl);
+  if (rc != 0 || j.is_discarded()) return Json{{"skipped", "the peer failed (exit " + std::to_string(rc) + "): " + cmd.str()}};
+  return j;
+}
+
+}  // namespace
+
+Result<TrainShape> NamedShape(const std::string& name) {
+  TrainShape s;
+  s.name = name;
+  if (name == "default") {
+    s.cfg = model::Gpt2Config{};  // 4 layers, 4 heads, width 256, context 256, byte vocabulary
+    s.batch = 8;
+    s.seq = 128;
+  } else if (name == "gpt2-small-layers") {
+    s.cfg = model::Gpt2Config{2, 12, 768, 1024, 256};
+    s.batch = 4;
+    s.seq = 256;
+  } else {
+    return Status::InvalidArgument("--shape " + name + ": want default or gpt2-small-layers");
+  }
+  return s;
+}
+
+Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
+  if (opt.steps < 1 || opt.warmup < 0) return Status::InvalidArgument("--steps must be >= 1 and --warmup >= 0");
+  Json out;
+  out["benchmark"] = "train";
+  out["cases"] = Json::array();
+  const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
+  out["threads"] = threads;
+  out["model_kernels"] = model::Gpt2KernelIsa();
+  for (const std::string& name : opt.shapes) {
+    Result<TrainShape> s = NamedShape(name);
+    if (!s.ok()) return s.status();
+    if (!opt.quiet) std::fprintf(stderr, "bench train: %s (%s), batch %d x %d tokens, %d threads\n", name.c_str(),
+                                 s->cfg.ToString().c_str(), s->batch, s->seq, threads);
+    // Offloaded first, so its peak RSS is measured before the other cases have touched memory.
+    Result<CaseResult> nvme = RunCase(*s, true, opt);
+    if (!nvme.ok()) return nvme.status();
+    Result<CaseResult> none = RunCase(*s, false, opt);
+    if (!none.ok()) return none.status();
+    Json peer = opt.peer ? RunPeer(*s, opt, threads) : Json{{"skipped", "--no-peer"}};
+    Json c;
+    c["shape"] = name;
+    c["config"] = {{"n_layer", s->cfg.n_layer}, {"n_head", s->cfg.n_head}, {"n_embd", s->cfg.n_embd},
+                   {"n_ctx", s->cfg.n_ctx}, {"vocab", s->cfg.vocab}, {"params", s->cfg.NumParams()}};
+    c["batch"] = s->batch;
+    c["seq"] = s->seq;
+    c["strata_tokens_per_s"] = none->tokens_per_s;
+    c["strata_step_seconds"] = none->step_seconds;
+    c["strata_nvme_tokens_per_s"] = nvme->tokens_per_s;
+    c["strata_nvme_step_seconds"] = nvme->step_seconds;
+    c["offload_cost"] = 1.0 - nvme->tokens_per_s / none->tokens_per_s;
+    c["nvme_io_bytes_per_step"] = nvme->io_bytes_per_step;
+    c["nvme_disk_GBps"] = nvme->disk_GBps;
+    c["nvme_grad_wait_seconds_per_step"] = nvme->grad_wait_seconds;
+    c["nvme_peak_rss_bytes"] = nvme->peak_rss;
+    c["nvme_base_rss_bytes"] = nvme->base_rss;
+    c["nvme_budget_bytes"] = nvme->budget;
+    c["nvme_rss_within_budget"] = nvme->peak_rss - nvme->base_rss <= nvme->budget;
+    c["loss_first_last"] = {none->first_loss, none->last_loss};
+    c["peer"] = peer;
+    if (peer.contains("train_tokens_per_s")) {
+      c["torch_tokens_per_s"] = peer["train_tokens_per_s"];
+      c["ratio_vs_torch"] = none->tokens_per_s / peer["train_tokens_per_s"].get<double>();
+    }
+    if (peer.contains("train_tokens_per_s_sdpa")) {
+      c["torch_sdpa_tokens_per_s"] = peer["train_tokens_per_s_sdpa"];
+      c["ratio_vs_torch_sdpa"] = none->tokens_per_s / peer["train_tokens_per_s_sdpa"].get<double>();
+    }
+    if (!opt.quiet) {
+      std::fprintf(stderr,
+                   "  strata %.0f tok/s (state in memory), %.0f tok/s (state on disk: offload costs %.1f%%, "
+                   "%.2f GB/s)\n  nvme peak RSS %.0f MiB over a base of %.0f MiB; budget %.0f MiB\n",
+                   none->tokens_per_s, nvme->tokens_per_s, 100 * c["offload_cost"].get<double>(), nvme->disk_GBps,
+                   (nvme->peak_rss - nvme->base_rss) / 1048576.0, nvme->base_rss / 1048576.0,
+                   nvme->budget / 1048576.0);
+      if (c.contains("ratio_vs_torch")) {
+        std::fprintf(stderr, "  torch %.0f tok/s (eager attention), %.0f tok/s (sdpa): strata is %.2fx and %.2fx\n",
+                     c["torch_tokens_per_s"].get<double>(), c.value("torch_sdpa_tokens_per_s", 0.0),
+                     c["ratio_vs_torch"].get<double>(), c.value("ratio_vs_torch_sdpa", 0.0));
+      } else {
+        std::fprintf(stderr, "  torch: %s\n", peer.value("skipped", std::string("?")).c_str());
+      }
+    }
+    out["cases"].push_back(c);
+  }
+  return out;
+}
+
+}  // namespace strata::bench
