@@ -106,6 +106,35 @@ TEST(Checkpoint, RoundTripsBitForBitWithHfConfig) {
   EXPECT_EQ(f->metadata().at("strata.step"), "7");
 }
 
+// The layout of the checkpoints OpenAI's GPT-2 ships on the Hugging Face hub: no "transformer."
+// prefix, and the causal-mask buffers (attn.bias) stored beside the weights.
+TEST(Checkpoint, LoadsHubLayoutWithoutPrefixAndWithMaskBuffers) {
+  auto src = SafetensorsFile::Open(kRef + "/model.safetensors");
+  ASSERT_TRUE(src.ok());
+  std::vector<TensorOut> t;
+  std::vector<std::vector<uint8_t>> store;
+  store.reserve(64);
+  for (const TensorInfo& i : src->tensors()) {
+    auto b = src->Bytes(i);
+    store.emplace_back(b.begin(), b.end());
+    t.push_back(TensorOut{i.name.substr(std::string("transformer.").size()), i.dtype, i.shape, store.back()});
+  }
+  for (int l = 0; l < 2; ++l) {
+    store.push_back(std::vector<uint8_t>(24 * 24 * 4, 0));
+    t.push_back(TensorOut{"h." + std::to_string(l) + ".attn.bias", DType::kF32, {1, 1, 24, 24}, store.back()});
+  }
+  TempDir d;
+  std::filesystem::copy_file(kRef + "/config.json", d / "config.json");
+  ASSERT_TRUE(WriteSafetensors(d / "model.safetensors", t, {}).ok());
+  auto want = LoadRefModel(1);
+  auto got = LoadRefModel(1);
+  ASSERT_TRUE(want && got);
+  std::fill(got->params().begin(), got->params().end(), 0.0f);
+  Status s = LoadCheckpoint(d.path(), *got);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(std::memcmp(got->params().data(), want->params().data(), want->num_params() * 4), 0);
+}
+
 // Rewrites the reference checkpoint with one change, then expects LoadCheckpoint to refuse it
 // with a message holding `want`.
 void ExpectRefused(const std::function<void(std::vector<TensorOut>&, std::vector<std::vector<uint8_t>>&)>& edit,
