@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 #include <sstream>
 
 #include "model/safetensors.h"
+#include "runtime/file_util.h"
 
 namespace strata::model {
 namespace {
@@ -67,26 +67,6 @@ Result<Gpt2Config> ConfigFromJson(const nlohmann::json& j, const std::string& wh
   }
   if (Status s = c.Validate(); !s.ok()) return Status::InvalidArgument(where + ": " + s.message());
   return c;
-}
-
-Status WriteFileAtomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return Status::IOError(tmp + ": " + std::strerror(errno));
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-                  ::fsync(fileno(f)) == 0;
-  const int err = errno;
-  std::fclose(f);
-  if (!ok) {
-    std::remove(tmp.c_str());
-    return Status::IOError(tmp + ": " + std::strerror(err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    return Status::IOError("rename " + tmp + " -> " + path + ": " + std::strerror(e));
-  }
-  return Status::Ok();
 }
 
 }  // namespace

@@ -17,6 +17,9 @@
 #include <unordered_set>
 #include <utility>
 
+#include "runtime/file_util.h"
+#include "runtime/le.h"
+
 namespace strata::model {
 
 namespace {
@@ -42,23 +45,6 @@ constexpr uint64_t kCacheKeyVersion = 1;            // bump when the cached stre
 __extension__ using u128 = unsigned __int128;
 
 std::string Errno(int e) { return std::string(strerror(e)); }
-
-void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint32_t GetU32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
-  return v;
-}
-uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
 
 // The width of one stored id: 2 bytes when every id fits in 16 bits, else 4.
 uint32_t IdWidth(uint32_t vocab) { return vocab <= 65536 ? 2 : 4; }
@@ -115,32 +101,6 @@ Status ReadUpTo(int fd, uint8_t* buf, size_t n, const std::string& path, uint64_
     if (r == 0) break;
     *got += static_cast<size_t>(r);
   }
-  return Status::Ok();
-}
-
-Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t off, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const std::string at = path + ": write at offset " + std::to_string(off) + ": ";
-      if (errno == ENOSPC) return Status::IOError(at + "the disk is full");
-      return Status::IOError(at + Errno(errno));
-    }
-    p += w;
-    off += static_cast<uint64_t>(w);
-    n -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
-
-Status FsyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError(dir + ": open directory: " + Errno(errno));
-  const int r = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (r != 0) return Status::IOError(dir + ": fsync directory: " + Errno(e));
   return Status::Ok();
 }
 
@@ -473,11 +433,8 @@ Status WriteTokenFile(const std::string& path, std::span<const int32_t> tokens, 
   const int raw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (raw < 0) return Status::IOError(tmp + ": create: " + Errno(errno));
   Fd fd(raw);
-  auto fail = [&](Status st) {
-    ::close(fd.release());
-    ::unlink(tmp.c_str());  // an old file at `path` is untouched
-    return st;
-  };
+  // fsync, rename over path, fsync the folder; on an error the tmp file goes and an old file at path stays.
+  auto finish = [&](Status st) { return FinishAtomicWrite(fd.release(), tmp, path, std::move(st)); };
   // The ids first (hashed as they are encoded), then the header that holds their checksum.
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hs(XXH3_createState(), &XXH3_freeState);
   STRATA_CHECK(hs != nullptr);
@@ -492,26 +449,13 @@ Status WriteTokenFile(const std::string& path, std::span<const int32_t> tokens, 
       for (uint32_t k = 0; k < h.width; ++k) buf[j * h.width + k] = static_cast<uint8_t>(v >> (8 * k));
     }
     XXH3_64bits_update(hs.get(), buf.data(), n * h.width);
-    if (Status st = WriteAll(fd.get(), buf.data(), n * h.width, off, tmp); !st.ok()) return fail(st);
+    if (Status st = PwriteAll(fd.get(), buf.data(), n * h.width, off, tmp); !st.ok()) return finish(std::move(st));
     off += n * h.width;
   }
   h.data_checksum = XXH3_64bits_digest(hs.get());
   uint8_t header[kTokenFileHeaderBytes];
   EncodeHeader(h, header);
-  if (Status st = WriteAll(fd.get(), header, sizeof header, 0, tmp); !st.ok()) return fail(st);
-  if (::fsync(fd.get()) != 0) return fail(Status::IOError(tmp + ": fsync: " + Errno(errno)));
-  if (::close(fd.release()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::IOError(tmp + ": close: " + Errno(e));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::IOError(tmp + ": rename to " + path + ": " + Errno(e));
-  }
-  std::string dir = fs::path(path).parent_path().string();
-  return FsyncDir(dir.empty() ? "." : dir);
+  return finish(PwriteAll(fd.get(), header, sizeof header, 0, tmp));
 }
 
 Result<TokenFile> ReadTokenFile(const std::string& path) {

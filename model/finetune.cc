@@ -24,6 +24,7 @@
 #include "offload/offload_engine.h"
 #include "offload/state_file.h"
 #include "optim/adamw.h"
+#include "runtime/file_util.h"
 #include "runtime/progress.h"
 #include "runtime/svg_plot.h"
 #include "runtime/thread_pool.h"
@@ -58,26 +59,6 @@ const char* OffloadName(OffloadMode m) {
     case OffloadMode::kNvme: return "nvme";
   }
   return "?";
-}
-
-Status WriteTextAtomic(const std::string& path, const std::string& text, bool sync = true) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-    if (!o) return Status::IOError(tmp + ": cannot write: " + std::strerror(errno));
-    o << text;
-    o.flush();
-    if (!o) return Status::IOError(tmp + ": write failed");
-  }
-  int fd = sync ? ::open(tmp.c_str(), O_RDONLY) : -1;
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::IOError("rename " + tmp + " -> " + path + ": " + ec.message());
-  return Status::Ok();
 }
 
 Json OptionsToJson(const FinetuneOptions& o, const Gpt2Config& cfg, const std::string& state_dir,
@@ -407,7 +388,7 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     if (!opt.resume) {
       // run.json first: from here on a kill leaves a run that --resume continues (from step 0 if
       // no step was committed yet).
-      STRATA_RETURN_IF_ERROR(WriteTextAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
+      STRATA_RETURN_IF_ERROR(WriteFileAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
     }
     if (opt.resume) {
       auto e = offload::OffloadEngine::Open(state_dir, oo);
@@ -457,7 +438,7 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
         std::to_string(engine->staging_bytes() >> 10) + " KiB)");
   }
   if (!opt.resume && opt.offload == OffloadMode::kNone) {
-    STRATA_RETURN_IF_ERROR(WriteTextAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
+    STRATA_RETURN_IF_ERROR(WriteFileAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
   }
   if (committed >= opt.steps) {
     say("  the run in " + opt.out + " already finished at step " + std::to_string(committed));
@@ -524,7 +505,7 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     // Rewrite what survives (on a fresh run: nothing), then append one line per step.
     std::string text;
     for (const Json& j : history) text += j.dump() + "\n";
-    STRATA_RETURN_IF_ERROR(WriteTextAtomic(metrics_path, text));
+    STRATA_RETURN_IF_ERROR(WriteFileAtomic(metrics_path, text));
   }
   FILE* metrics = std::fopen(metrics_path.c_str(), "a");
   if (!metrics) return Status::IOError(metrics_path + ": " + std::strerror(errno));
@@ -578,7 +559,7 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     if (engine) {
       // The step's line, kept beside the run until the line itself is logged: a kill between
       // the commit and the log leaves it for --resume to log.
-      STRATA_RETURN_IF_ERROR(WriteTextAtomic(pending_path, line.dump(), /*sync=*/false));
+      STRATA_RETURN_IF_ERROR(WriteFileAtomic(pending_path, line.dump(), /*sync=*/false));
       Status e = engine->EndStep();
       if (!e.ok()) return Status(e.code(), "step " + std::to_string(step) + ": " + e.message());
       if (tr) tr->Complete("end step (wait, commit)", "train", kTrainTrack, te, tr->NowMicros() - te);

@@ -6,13 +6,13 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <vector>
 
 #include "optim/q8_book.h"
+#include "runtime/file_util.h"
 #include "runtime/thread_pool.h"
 #include "optim/q8_codec.h"
 
@@ -29,22 +29,6 @@ constexpr uint32_t kMaxChunkParams = uint32_t{1} << 28;
 std::string Errno(int e) { return std::string(strerror(e)); }
 }  // namespace
 
-void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint32_t GetU32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
-  return v;
-}
-uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
 uint64_t Checksum(const void* data, size_t len, uint64_t seed) { return XXH3_64bits_withSeed(data, len, seed); }
 
 const char* LayoutName(Layout layout) {
@@ -118,10 +102,10 @@ void EncodeFileHeader(const FileHeader& h, std::span<uint8_t> out) {
   PutU64(p + 40, h.geo.slot_bytes());
   PutU64(p + 48, h.geo.file_bytes());
   PutU64(p + 56, h.run_id);
-  PutU64(p + 64, std::bit_cast<uint64_t>(h.hyper.beta1));
-  PutU64(p + 72, std::bit_cast<uint64_t>(h.hyper.beta2));
-  PutU64(p + 80, std::bit_cast<uint64_t>(h.hyper.eps));
-  PutU64(p + 88, std::bit_cast<uint64_t>(h.hyper.weight_decay));
+  PutF64(p + 64, h.hyper.beta1);
+  PutF64(p + 72, h.hyper.beta2);
+  PutF64(p + 80, h.hyper.eps);
+  PutF64(p + 88, h.hyper.weight_decay);
   PutU32(p + 96, static_cast<uint32_t>(kSlotHeaderBytes));
   PutU32(p + 100, kChecksumXxh3);
   PutU64(p + 120, Checksum(p, 120));
@@ -151,10 +135,10 @@ Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::stri
   if (GetU64(p + 40) != h.geo.slot_bytes()) return bad("slot size (offset 40) does not match the layout");
   if (GetU64(p + 48) != h.geo.file_bytes()) return bad("file size (offset 48) does not match the geometry");
   h.run_id = GetU64(p + 56);
-  h.hyper.beta1 = std::bit_cast<double>(GetU64(p + 64));
-  h.hyper.beta2 = std::bit_cast<double>(GetU64(p + 72));
-  h.hyper.eps = std::bit_cast<double>(GetU64(p + 80));
-  h.hyper.weight_decay = std::bit_cast<double>(GetU64(p + 88));
+  h.hyper.beta1 = GetF64(p + 64);
+  h.hyper.beta2 = GetF64(p + 72);
+  h.hyper.eps = GetF64(p + 80);
+  h.hyper.weight_decay = GetF64(p + 88);
   if (GetU32(p + 96) != kSlotHeaderBytes) return bad("slot header size (offset 96) is not 64");
   if (GetU32(p + 100) != kChecksumXxh3) return bad("unknown checksum kind (offset 100)");
   return h;
@@ -300,19 +284,6 @@ Result<Manifest> DecodeManifest(std::span<const uint8_t> in, const std::string& 
   return m;
 }
 
-static Status WriteAll(int fd, const uint8_t* p, size_t n, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::IOError(path + ": write: " + Errno(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
-
 Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string& path, size_t* got) {
   *got = 0;
   while (*got < n) {
@@ -322,16 +293,6 @@ Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string
     if (r == 0) break;
     *got += static_cast<size_t>(r);
   }
-  return Status::Ok();
-}
-
-Status FsyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError(dir + ": open directory: " + Errno(errno));
-  const int r = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (r != 0) return Status::IOError(dir + ": fsync directory: " + Errno(e));
   return Status::Ok();
 }
 

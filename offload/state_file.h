@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/le.h"
 #include "runtime/status.h"
 
 namespace strata {
@@ -123,7 +124,6 @@ std::array<uint8_t, kManifestBytes> EncodeManifest(const Manifest& m);
 // follows means it may not survive a crash).
 [[nodiscard]] Status WriteManifestAtomic(const std::string& dir, const Manifest& m, bool* renamed = nullptr);
 [[nodiscard]] Result<Manifest> ReadManifest(const std::string& dir);
-[[nodiscard]] Status FsyncDir(const std::string& dir);
 // pread until n bytes or end of file (*got says how many); EINTR retried; errors name path and offset.
 [[nodiscard]] Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string& path, size_t* got);
 
@@ -142,11 +142,11 @@ SlotView ViewSlot(Layout layout, uint8_t* slot, uint32_t n);
 // Zero moments (and zero master weights; the caller overwrites them) for step 0.
 void InitSlotPayload(Layout layout, const SlotView& v);
 
-// Reads and writes little-endian integers at byte offsets.
-void PutU32(uint8_t* p, uint32_t v);
-void PutU64(uint8_t* p, uint64_t v);
-uint32_t GetU32(const uint8_t* p);
-uint64_t GetU64(const uint8_t* p);
+// Reads and writes little-endian integers at byte offsets (runtime/le.h).
+using ::strata::GetU32;
+using ::strata::GetU64;
+using ::strata::PutU32;
+using ::strata::PutU64;
 uint64_t Checksum(const void* data, size_t len, uint64_t seed = 0);
 
 // "slot A of chunk 7 (bytes 28672..6324224 of DIR/state.strata)"

@@ -1,15 +1,11 @@
 #include "runtime/svg_plot.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <string_view>
-#include <system_error>
+
+#include "runtime/file_util.h"
 
 namespace strata {
 namespace {
@@ -97,10 +93,6 @@ size_t PointCount(const Series& s) { return s.x.empty() ? s.y.size() : std::min(
 double PointX(const Series& s, size_t i) { return s.x.empty() ? static_cast<double>(i) : s.x[i]; }
 bool Plottable(double x, double y, bool log_y) {
   return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0);
-}
-
-Status ErrnoStatus(const std::string& op, const std::string& file, int err) {
-  return Status::IOError("svg: " + op + " " + file + ": " + std::system_category().message(err));
 }
 
 }  // namespace
@@ -280,45 +272,7 @@ std::string RenderSvg(const PlotSpec& spec) {
 }
 
 Status WriteSvg(const std::string& path, const PlotSpec& spec) {
-  const std::string svg = RenderSvg(spec);
-  const std::string tmp = path + ".tmp";  // same directory, so the rename is atomic
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("open", tmp, errno);
-  auto fail = [&](const char* op) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(op, tmp, err);
-  };
-  for (size_t done = 0; done < svg.size();) {
-    const ssize_t n = ::write(fd, svg.data() + done, svg.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = EIO;  // no progress and no reason: do not spin
-      return fail("write");
-    }
-    done += static_cast<size_t>(n);  // a short write: go on from where it stopped
-  }
-  if (::fsync(fd) != 0) return fail("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("close", tmp, err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("rename " + tmp + " to", path, err);
-  }
-  // The rename itself is durable once the directory is synced.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return ErrnoStatus("open directory", dir, errno);
-  const int rc = ::fsync(dfd);
-  const int err = errno;
-  ::close(dfd);
-  if (rc != 0) return ErrnoStatus("fsync directory", dir, err);
+  if (Status st = WriteFileAtomic(path, RenderSvg(spec)); !st.ok()) return Status::IOError("svg: " + st.message());
   return Status::Ok();
 }
 

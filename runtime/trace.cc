@@ -1,14 +1,11 @@
 #include "runtime/trace.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <system_error>
 
 #include <nlohmann/json.hpp>
+
+#include "runtime/file_util.h"
 
 namespace strata {
 namespace {
@@ -30,11 +27,6 @@ void AppendNumber(std::string& out, int64_t v) {
 // A JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD rather than an exception.
 std::string Quote(std::string_view s) {
   return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-Status ErrnoStatus(const std::string& op, const std::string& file, int err) {
-  return Status::IOError("trace: " + op + " " + file + ": " +
-                         std::system_category().message(err));
 }
 
 }  // namespace
@@ -152,36 +144,7 @@ std::string Tracer::ToJson() const {
 }
 
 Status Tracer::WriteJson(const std::string& path) const {
-  const std::string json = ToJson();
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("open", tmp, errno);
-  auto fail = [&](const char* op) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(op, tmp, err);
-  };
-  for (size_t done = 0; done < json.size();) {
-    const ssize_t n = ::write(fd, json.data() + done, json.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = EIO;  // no progress and no reason: do not spin
-      return fail("write");
-    }
-    done += static_cast<size_t>(n);  // a short write: go on from where it stopped
-  }
-  if (::fsync(fd) != 0) return fail("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("close", tmp, err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("rename " + tmp + " to", path, err);
-  }
+  if (Status st = WriteFileAtomic(path, ToJson()); !st.ok()) return Status::IOError("trace: " + st.message());
   return Status::Ok();
 }
 
