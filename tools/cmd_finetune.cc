@@ -1,10 +1,14 @@
 // `strata finetune` (the main job) and `strata eval` (the loss of a checkpoint on a fixed batch).
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "model/checkpoint.h"
 #include "model/finetune.h"
@@ -17,6 +21,7 @@ namespace {
 
 struct FinetuneFlags {
   model::FinetuneOptions opt;
+  std::string config;
   std::string offload = "nvme";
   bool no_progress = false;
   bool buffered = false;
@@ -120,6 +125,54 @@ int RunEval(const EvalFlags& f) {
 
 }  // namespace
 
+Result<std::vector<std::string>> ExpandConfigFiles(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  std::set<std::string> explicit_flags;
+  for (const std::string& a : args) {
+    if (a.rfind("--", 0) == 0 && a != "--config") explicit_flags.insert(a.substr(0, a.find('=')));
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string path;
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      path = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      path = args[i].substr(9);
+    } else {
+      out.push_back(args[i]);
+      continue;
+    }
+    std::ifstream in(path);
+    if (!in) return Status::NotFound("--config " + path + ": cannot read the file");
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      auto trim = [](std::string x) {
+        const size_t b = x.find_first_not_of(" \t\r"), e = x.find_last_not_of(" \t\r");
+        return b == std::string::npos ? std::string() : x.substr(b, e - b + 1);
+      };
+      line = trim(line);
+      if (line.empty() || line[0] == '#' || line[0] == '[') continue;
+      const size_t eq = line.find('=');
+      if (eq == std::string::npos) {
+        return Status::InvalidArgument("--config " + path + " line " + std::to_string(n) + ": expected key = value");
+      }
+      std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+      if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+        value = value.substr(1, value.size() - 2);
+      }
+      std::replace(key.begin(), key.end(), '_', '-');
+      const std::string flag = "--" + key;
+      if (explicit_flags.count(flag)) continue;  // the command line wins
+      if (value == "true") {
+        out.push_back(flag);
+      } else if (value != "false") {
+        out.push_back(flag);
+        out.push_back(value);
+      }
+    }
+  }
+  return out;
+}
+
 void AddFinetuneCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<FinetuneFlags>();
   model::FinetuneOptions& o = flags->opt;
@@ -139,7 +192,10 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
       "  strata finetune --init gpt2/ --tokenizer gpt2/ --data book.txt --seq 256 --batch 4 --lr 1e-4 \\\n"
       "      --offload nvme:/mnt/nvme/state --out runs/book\n"
       "  strata finetune --resume --out runs/book");
-  cmd->set_config("--config", "", "Read flags from a TOML/INI file (key = value, keys are the long flag names)");
+  // Expanded before parsing (ExpandConfigFiles); declared here for --help.
+  cmd->add_option("--config", flags->config,
+                  "Read flags from FILE: one 'key = value' per line, keys are the long flag names (steps = 2000, "
+                  "offload = \"ram\", resume = true); flags on the command line win");
   cmd->add_option("--init", o.init,
                   "Start from a checkpoint: a folder with model.safetensors (+ config.json), or a .safetensors "
                   "file; or 'new' for a fresh model sized by --layers/--heads/--width/--context")

@@ -1,6 +1,8 @@
 // strata: a trainer for people with more model than hardware.
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "tools/commands.h"
 
@@ -17,8 +19,16 @@ int main(int argc, char** argv) {
   strata::tools::AddBenchCommand(app, &exit_code);
   strata::tools::AddInspectCommand(app, &exit_code);
   strata::tools::AddInfoCommand(app, &exit_code);
+  // --config FILE becomes the flags it holds, before CLI11 sees the command line.
+  auto expanded = strata::tools::ExpandConfigFiles(std::vector<std::string>(argv + 1, argv + argc));
+  if (!expanded.ok()) {
+    std::fprintf(stderr, "strata: %s\n", expanded.status().ToString().c_str());
+    return 2;
+  }
+  std::vector<char*> args{argv[0]};
+  for (std::string& a : expanded.value()) args.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

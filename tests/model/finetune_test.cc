@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -110,7 +111,9 @@ class FinetuneProcess : public ::testing::Test {
       auto it = got.find(step);
       ASSERT_NE(it, got.end()) << step;
       EXPECT_EQ(it->second.first, w.first) << step;
-      if (!w.second.empty()) EXPECT_EQ(it->second.second, w.second) << step;
+      if (!w.second.empty()) {
+        EXPECT_EQ(it->second.second, w.second) << step;
+      }
     }
   }
   TempDir dir_;
@@ -165,6 +168,30 @@ TEST_F(FinetuneProcess, CtrlCCommitsTheStepAndResumeFinishesIdentically) {
   args.push_back("--resume");
   ASSERT_EQ(RunToEnd(args, dir_ / "int.log", dir_ / "cache"), 0) << Slurp(dir_ / "int.log");
   ExpectSameAsReference(out);
+}
+
+TEST_F(FinetuneProcess, ConfigFileAndRamOffload) {
+  // Flags from a file; the state in /dev/shm; Ctrl-C-free resume of a finished run is a no-op.
+  const std::string out = dir_ / "cfg";
+  std::ofstream(dir_ / "run.toml") << "steps = 7\nbatch = 2\nseq = 16\nlayers = 1\nwidth = 16\nheads = 2\n"
+                                      "context = 16\neval-every = 3\nsample = 8\noffload = \"ram\"\n";
+  ASSERT_EQ(RunToEnd({"finetune", "--config", dir_ / "run.toml", "--data", kCorpus, "--out", out, "--no-progress"},
+                     dir_ / "cfg.log", dir_ / "cache"),
+            0)
+      << Slurp(dir_ / "cfg.log");
+  const std::string metrics = Slurp(out + "/metrics.jsonl");
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 8) << metrics;  // steps 0..7
+  EXPECT_NE(metrics.find("\"step\":3,"), std::string::npos);
+  const std::string run = Slurp(out + "/run.json");
+  const size_t k = run.find("\"state_dir\": \"");
+  ASSERT_NE(k, std::string::npos) << run;
+  const std::string state = run.substr(k + 14, run.find('"', k + 14) - (k + 14));
+  EXPECT_EQ(state.rfind("/dev/shm/", 0), 0u) << state;
+  EXPECT_TRUE(fs::exists(state + "/MANIFEST"));
+  EXPECT_TRUE(fs::exists(out + "/loss.svg"));
+  EXPECT_NE(Slurp(out + "/samples.txt").find("--- sample after training ---"), std::string::npos);
+  std::error_code ec;
+  fs::remove_all(state, ec);
 }
 
 TEST(FinetuneSchedule, WarmupThenCosineToTheFloor) {
