@@ -517,6 +517,7 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
 
   FinetuneResult res;
   res.out = opt.out;
+  res.state_dir = state_dir;
   res.first_step = committed;
   for (const Json& j : history) {
     if (j["step"] == 0 && j.contains("val_loss")) res.first_val_loss = j["val_loss"];

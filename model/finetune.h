@@ -83,6 +83,7 @@ struct FinetuneResult {
   uint64_t budget_bytes = 0;  // weights + grads + activations + offload staging
   bool interrupted = false;
   std::string out;
+  std::string state_dir;  // "" with --offload none
 };
 
 // Set by the caller's SIGINT handler: the loop finishes and commits the current step, saves the

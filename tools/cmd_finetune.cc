@@ -76,6 +76,8 @@ int RunFinetuneCommand(FinetuneFlags& f) {
                  res.peak_rss_bytes / 1048576.0, res.budget_bytes / 1048576.0, res.out.c_str(), res.out.c_str(),
                  res.out.c_str(), res.out.c_str());
     if (o.offload != model::OffloadMode::kNone) {
+      std::fprintf(stderr, "  state:      %s%s\n", res.state_dir.c_str(),
+                   o.offload == model::OffloadMode::kRam ? " (in memory until removed: rm -r it when done)" : "");
       std::fprintf(stderr, "  resume:     strata finetune --resume --out %s\n", res.out.c_str());
     }
   }
