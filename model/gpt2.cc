@@ -405,7 +405,11 @@ void Gpt2::InitRandom(uint64_t seed) {
       std::fill(p, p + n, 0.0f);
     } else {
       const double sd = (ends_with("c_proj.weight")) ? resid_std : 0.02;
-      uint64_t s = seed * 0x2545F4914F6CDD1Dull + i * 0x9E3779B97F4A7C15ull + 1;
+      // Each tensor's stream starts at a hashed point. (Starting points a multiple of SplitMix's
+      // increment apart would give every tensor a shifted copy of the same numbers.)
+      uint64_t h = seed;
+      uint64_t s = SplitMix64(h) ^ (static_cast<uint64_t>(i) + 1) * 0xD1B54A32D192ED03ull;
+      s = SplitMix64(s);
       for (uint64_t k = 0; k < n; k += 2) {
         // Box-Muller: two normals per pair of uniforms.
         const double u1 = Uniform01(s), u2 = Uniform01(s);

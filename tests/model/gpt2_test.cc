@@ -158,6 +158,41 @@ TEST(Gpt2, InitialLossIsNearLogVocab) {
   EXPECT_NEAR(l.value(), std::log(256.0), 0.1);
 }
 
+// Every tensor draws its own numbers: no two weight matrices start correlated (an early version
+// gave each tensor a shifted copy of one stream, and training started from near-copies).
+TEST(Gpt2, InitialWeightsOfDifferentTensorsAreUncorrelated) {
+  Gpt2Config c;
+  auto m = Gpt2::Create(c, 1);
+  ASSERT_TRUE(m.ok());
+  m.value()->InitRandom(1);
+  const auto t = Gpt2Tensors(c);
+  auto corr = [&](const TensorSpec& a, const TensorSpec& b, int shift) {
+    const float* x = m.value()->params().data() + a.offset;
+    const float* y = m.value()->params().data() + b.offset;
+    const int n = 20000;
+    double sxy = 0, sxx = 0, syy = 0;
+    for (int k = 0; k < n; ++k) {
+      sxy += double(x[k + shift]) * y[k];
+      sxx += double(x[k + shift]) * x[k + shift];
+      syy += double(y[k]) * y[k];
+    }
+    return sxy / std::sqrt(sxx * syy);
+  };
+  std::vector<TensorSpec> mats;
+  for (const auto& s : t) {
+    if (s.shape.size() == 2) mats.push_back(s);
+  }
+  ASSERT_GE(mats.size(), 10u);
+  for (size_t i = 0; i < mats.size(); ++i) {
+    for (size_t j = i + 1; j < mats.size(); ++j) {
+      for (int shift = 0; shift <= 32; ++shift) {
+        EXPECT_LT(std::fabs(corr(mats[i], mats[j], shift)), 0.05) << mats[i].name << " ~ " << mats[j].name << " shifted by " << shift;
+        EXPECT_LT(std::fabs(corr(mats[j], mats[i], shift)), 0.05) << mats[j].name << " ~ " << mats[i].name << " shifted by " << shift;
+      }
+    }
+  }
+}
+
 TEST(Gpt2, BadInputIsNamed) {
   const Gpt2Config c = Tiny();
   auto m = Gpt2::Create(c, 1);
