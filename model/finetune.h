@@ -48,10 +48,10 @@ struct FinetuneOptions {
   uint64_t steps = 600;
   int batch = 8;
   int seq = 128;
-  double lr = 2e-3;
-  uint64_t warmup = 20;
+  double lr = 1e-3;
+  uint64_t warmup = 50;
   double min_lr_ratio = 0.1;  // cosine decay ends at lr * this
-  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.99, eps = 1e-8, weight_decay = 0.0;
   std::string optimizer = "adamw8bit";  // adamw | adamw8bit
   OffloadMode offload = OffloadMode::kNvme;
   std::string offload_dir;  // "" = OUT/state (nvme) or a folder in /dev/shm (ram)
