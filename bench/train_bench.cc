@@ -67,6 +67,7 @@ std::vector<model::Batch> Batches(const TrainShape& s, int n) {
 }
 
 struct CaseResult {
+  std::vector<double> times;  // every timed step
   double step_seconds = 0, tokens_per_s = 0, first_loss = 0, last_loss = 0;
   uint64_t peak_rss = 0, base_rss = 0, budget = 0, io_bytes_per_step = 0;
   double disk_GBps = 0, grad_wait_seconds = 0;
@@ -148,6 +149,7 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
     fs::remove_all(dir, ec);
   }
   STRATA_RETURN_IF_ERROR(st);
+  r.times = times;
   r.step_seconds = Median(times);
   r.tokens_per_s = static_cast<double>(s.batch) * s.seq / r.step_seconds;
   return r;
@@ -207,7 +209,9 @@ Result<TrainShape> NamedShape(const std::string& name) {
 }
 
 Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
-  if (opt.steps < 1 || opt.warmup < 0) return Status::InvalidArgument("--steps must be >= 1 and --warmup >= 0");
+  if (opt.steps < 1 || opt.warmup < 0 || opt.rounds < 1) {
+    return Status::InvalidArgument("--steps and --rounds must be >= 1 and --warmup >= 0");
+  }
   Json out;
   out["benchmark"] = "train";
   out["cases"] = Json::array();
@@ -219,17 +223,35 @@ Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
     if (!s.ok()) return s.status();
     if (!opt.quiet) std::fprintf(stderr, "bench train: %s (%s), batch %d x %d tokens, %d threads\n", name.c_str(),
                                  s->cfg.ToString().c_str(), s->batch, s->seq, threads);
-    // Offloaded first, so its peak RSS is measured before the other cases have touched memory.
-    Result<CaseResult> nvme = RunCase(*s, true, opt);
-    if (!nvme.ok()) return nvme.status();
-    Result<CaseResult> none = RunCase(*s, false, opt);
-    if (!none.ok()) return none.status();
+    // The two cases alternate, round by round, so a machine whose speed drifts (a shared VM)
+    // shifts both alike; each reports the median over all its rounds' steps. The offloaded case
+    // goes first, so its peak RSS is measured before the other case has touched memory.
+    Result<CaseResult> nvme = Status::Internal("no round ran"), none = Status::Internal("no round ran");
+    std::vector<double> nvme_times, none_times;
+    for (int round = 0; round < opt.rounds; ++round) {
+      Result<CaseResult> a = RunCase(*s, true, opt);
+      if (!a.ok()) return a.status();
+      Result<CaseResult> b = RunCase(*s, false, opt);
+      if (!b.ok()) return b.status();
+      nvme_times.insert(nvme_times.end(), a->times.begin(), a->times.end());
+      none_times.insert(none_times.end(), b->times.begin(), b->times.end());
+      if (round == 0) {
+        nvme = std::move(a);
+        none = std::move(b);
+      }
+    }
+    for (auto [r, t] : {std::pair{&nvme.value(), &nvme_times}, std::pair{&none.value(), &none_times}}) {
+      r->step_seconds = Median(*t);
+      r->tokens_per_s = static_cast<double>(s->batch) * s->seq / r->step_seconds;
+    }
     Json peer = opt.peer ? RunPeer(*s, opt, threads) : Json{{"skipped", "--no-peer"}};
     Json c;
     c["shape"] = name;
     c["config"] = {{"n_layer", s->cfg.n_layer}, {"n_head", s->cfg.n_head}, {"n_embd", s->cfg.n_embd},
                    {"n_ctx", s->cfg.n_ctx}, {"vocab", s->cfg.vocab}, {"params", s->cfg.NumParams()}};
     c["batch"] = s->batch;
+    c["rounds"] = opt.rounds;
+    c["steps_per_round"] = opt.steps;
     c["seq"] = s->seq;
     c["strata_tokens_per_s"] = none->tokens_per_s;
     c["strata_step_seconds"] = none->step_seconds;

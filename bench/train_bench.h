@@ -31,7 +31,8 @@ struct TrainShape {
 
 struct TrainBenchOptions {
   std::vector<std::string> shapes = {"default", "gpt2-small-layers"};
-  int steps = 8;   // timed steps per case (the median is reported)
+  int steps = 8;   // timed steps per case and round (the median over all rounds is reported)
+  int rounds = 3;  // the in-memory and on-disk cases alternate this many times
   int warmup = 2;  // untimed steps first
   int threads = 0;
   std::string path = ".";  // where the nvme case keeps its state (a folder it makes and removes)

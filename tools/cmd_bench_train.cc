@@ -25,6 +25,8 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code) {
   cmd->add_option("--shape", f->opt.shapes, "Model shapes to run")->capture_default_str();
   cmd->add_option("--steps", f->opt.steps, "Timed steps per case (the median is reported)")->capture_default_str();
   cmd->add_option("--warmup", f->opt.warmup, "Untimed steps first")->capture_default_str();
+  cmd->add_option("--rounds", f->opt.rounds, "Alternations of the in-memory and on-disk cases (drift hits both alike)")
+      ->capture_default_str()->check(CLI::Range(1, 100));
   cmd->add_option("--threads", f->opt.threads, "Compute threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--path", f->opt.path, "Folder on the disk for the offloaded state (a subfolder is made and removed)")
       ->capture_default_str();
