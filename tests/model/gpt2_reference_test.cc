@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 
@@ -106,26 +107,40 @@ TEST(Checkpoint, RoundTripsBitForBitWithHfConfig) {
   EXPECT_EQ(f->metadata().at("strata.step"), "7");
 }
 
+// The reference checkpoint's tensors, copied so that a test can rename, drop or add some and write
+// the result. The bytes live in a deque: keeping one more never moves the others.
+struct EditableCheckpoint {
+  std::vector<TensorOut> tensors;
+  std::deque<std::vector<uint8_t>> bytes;
+  std::span<const uint8_t> Keep(std::vector<uint8_t> b) {
+    bytes.push_back(std::move(b));
+    return bytes.back();
+  }
+};
+EditableCheckpoint ReferenceTensors() {
+  EditableCheckpoint c;
+  auto src = SafetensorsFile::Open(kRef + "/model.safetensors");
+  EXPECT_TRUE(src.ok()) << src.status();
+  if (!src.ok()) return c;
+  for (const TensorInfo& i : src->tensors()) {
+    auto b = src->Bytes(i);
+    c.tensors.push_back(TensorOut{i.name, i.dtype, i.shape, c.Keep({b.begin(), b.end()})});
+  }
+  return c;
+}
+
 // The layout of the checkpoints OpenAI's GPT-2 ships on the Hugging Face hub: no "transformer."
 // prefix, and the causal-mask buffers (attn.bias) stored beside the weights.
 TEST(Checkpoint, LoadsHubLayoutWithoutPrefixAndWithMaskBuffers) {
-  auto src = SafetensorsFile::Open(kRef + "/model.safetensors");
-  ASSERT_TRUE(src.ok());
-  std::vector<TensorOut> t;
-  std::vector<std::vector<uint8_t>> store;
-  store.reserve(64);
-  for (const TensorInfo& i : src->tensors()) {
-    auto b = src->Bytes(i);
-    store.emplace_back(b.begin(), b.end());
-    t.push_back(TensorOut{i.name.substr(std::string("transformer.").size()), i.dtype, i.shape, store.back()});
-  }
+  EditableCheckpoint c = ReferenceTensors();
+  for (TensorOut& x : c.tensors) x.name = x.name.substr(std::string("transformer.").size());
   for (int l = 0; l < 2; ++l) {
-    store.push_back(std::vector<uint8_t>(24 * 24 * 4, 0));
-    t.push_back(TensorOut{"h." + std::to_string(l) + ".attn.bias", DType::kF32, {1, 1, 24, 24}, store.back()});
+    c.tensors.push_back(TensorOut{"h." + std::to_string(l) + ".attn.bias", DType::kF32, {1, 1, 24, 24},
+                                  c.Keep(std::vector<uint8_t>(24 * 24 * 4, 0))});
   }
   TempDir d;
   std::filesystem::copy_file(kRef + "/config.json", d / "config.json");
-  ASSERT_TRUE(WriteSafetensors(d / "model.safetensors", t, {}).ok());
+  ASSERT_TRUE(WriteSafetensors(d / "model.safetensors", c.tensors, {}).ok());
   auto want = LoadRefModel(1);
   auto got = LoadRefModel(1);
   ASSERT_TRUE(want && got);
@@ -137,22 +152,12 @@ TEST(Checkpoint, LoadsHubLayoutWithoutPrefixAndWithMaskBuffers) {
 
 // Rewrites the reference checkpoint with one change, then expects LoadCheckpoint to refuse it
 // with a message holding `want`.
-void ExpectRefused(const std::function<void(std::vector<TensorOut>&, std::vector<std::vector<uint8_t>>&)>& edit,
-                   const std::string& want) {
-  auto src = SafetensorsFile::Open(kRef + "/model.safetensors");
-  ASSERT_TRUE(src.ok());
-  std::vector<TensorOut> t;
-  std::vector<std::vector<uint8_t>> store;
-  store.reserve(64);
-  for (const TensorInfo& i : src->tensors()) {
-    auto b = src->Bytes(i);
-    store.emplace_back(b.begin(), b.end());
-    t.push_back(TensorOut{i.name, i.dtype, i.shape, store.back()});
-  }
-  edit(t, store);
+void ExpectRefused(const std::function<void(EditableCheckpoint&)>& edit, const std::string& want) {
+  EditableCheckpoint c = ReferenceTensors();
+  edit(c);
   TempDir d;
   std::filesystem::copy_file(kRef + "/config.json", d / "config.json");
-  ASSERT_TRUE(WriteSafetensors(d / "model.safetensors", t, {}).ok());
+  ASSERT_TRUE(WriteSafetensors(d / "model.safetensors", c.tensors, {}).ok());
   auto m = LoadRefModel(1);
   ASSERT_TRUE(m);
   std::vector<float> before(m->params().begin(), m->params().end());
@@ -163,31 +168,32 @@ void ExpectRefused(const std::function<void(std::vector<TensorOut>&, std::vector
 }
 
 TEST(CheckpointCorruption, MissingTensor) {
-  ExpectRefused([](auto& t, auto&) { t.erase(t.begin() + 3); }, "missing tensor transformer.h.0.attn.c_proj.weight");
+  ExpectRefused([](EditableCheckpoint& c) { c.tensors.erase(c.tensors.begin() + 3); },
+                "missing tensor transformer.h.0.attn.c_proj.weight");
 }
 TEST(CheckpointCorruption, ShapeDoesNotMatchConfig) {
-  ExpectRefused([](auto& t, auto&) {
-    for (auto& x : t) if (x.name == "transformer.h.1.mlp.c_fc.weight") x.shape = {192, 48};
+  ExpectRefused([](EditableCheckpoint& c) {
+    for (auto& x : c.tensors) if (x.name == "transformer.h.1.mlp.c_fc.weight") x.shape = {192, 48};
   }, "tensor transformer.h.1.mlp.c_fc.weight has shape [192, 48], the config wants [48, 192]");
 }
 TEST(CheckpointCorruption, IntegerDtype) {
-  ExpectRefused([](auto& t, auto&) {
-    for (auto& x : t) if (x.name == "transformer.ln_f.bias") x.dtype = DType::kI32;
+  ExpectRefused([](EditableCheckpoint& c) {
+    for (auto& x : c.tensors) if (x.name == "transformer.ln_f.bias") x.dtype = DType::kI32;
   }, "tensor transformer.ln_f.bias has dtype I32");
 }
 TEST(CheckpointCorruption, UnknownTensor) {
-  ExpectRefused([](auto& t, auto& store) {
-    store.push_back(std::vector<uint8_t>(8, 0));
-    t.push_back(TensorOut{"transformer.h.0.attn.rotary", DType::kF32, {2}, store.back()});
+  ExpectRefused([](EditableCheckpoint& c) {
+    c.tensors.push_back(TensorOut{"transformer.h.0.attn.rotary", DType::kF32, {2}, c.Keep(std::vector<uint8_t>(8, 0))});
   }, "unknown tensor transformer.h.0.attn.rotary");
 }
 TEST(CheckpointCorruption, UntiedHead) {
-  ExpectRefused([](auto& t, auto& store) {
-    for (auto& x : t) {
+  ExpectRefused([](EditableCheckpoint& c) {
+    for (const auto& x : c.tensors) {
       if (x.name == "transformer.wte.weight") {
-        store.emplace_back(x.bytes.begin(), x.bytes.end());
-        store.back()[5] ^= 1;
-        t.push_back(TensorOut{"lm_head.weight", DType::kF32, x.shape, store.back()});
+        std::vector<uint8_t> head(x.bytes.begin(), x.bytes.end());
+        head[5] ^= 1;
+        const std::vector<int64_t> shape = x.shape;
+        c.tensors.push_back(TensorOut{"lm_head.weight", DType::kF32, shape, c.Keep(std::move(head))});
         break;
       }
     }
