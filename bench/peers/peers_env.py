@@ -11,6 +11,7 @@ Environment:
 
 import importlib
 import os
+import platform
 import subprocess
 import sys
 
@@ -84,3 +85,15 @@ def try_import(name):
         return importlib.import_module(name), None
     except Exception as e:  # noqa: BLE001 - any failure is a reason to skip
         return None, "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+
+
+def cpu_name():
+    """The CPU's model name (from /proc/cpuinfo), for the figures' records."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -30,8 +30,9 @@ The torch run copies `strata finetune`'s defaults:
             eps 1e-5; weights normal(0, 0.02), every c_proj weight normal(0, 0.02/sqrt(2*n_layer)),
             biases 0, LayerNorm weight 1 / bias 0. --init torch (default): each weight tensor drawn
             independently by torch.Generator(seed); --init strata: strata's Gpt2::InitRandom(seed)
-            reproduced (SplitMix64 + Box-Muller, tensor i seeded with seed*K + i*golden + 1), which
-            gives strata's very starting weights.
+            as it was before commit 38fb501 (SplitMix64 + Box-Muller, tensor i seeded with
+            seed*K + i*golden + 1: the correlated init this script found; docs/EXPERIMENTS.md,
+            issue 4, section 6). strata's current init seeds each tensor from a hashed point.
   step      batch 8 x 128, loss = mean cross-entropy of the logits against the next byte;
             torch.optim.AdamW(betas (0.9, 0.95), eps 1e-8, weight_decay 0), no gradient clipping;
             lr at step s (1-based) = lr*s/warmup for s <= warmup, then cosine from lr down to
@@ -69,7 +70,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -219,7 +219,7 @@ def strata_tensor_names(n_layer):
 
 
 def strata_init_draws(seed, index, n, sd):
-    """strata's Gpt2::InitRandom for tensor `index`: SplitMix64 from state
+    """strata's Gpt2::InitRandom before 38fb501, for tensor `index`: SplitMix64 from state
     seed*0x2545F4914F6CDD1D + index*0x9E3779B97F4A7C15 + 1, Box-Muller on pairs of uniforms
     ((z >> 11) + 0.5) / 2^53. Returns n float32 values (numpy)."""
     import numpy as np
@@ -553,17 +553,6 @@ def dump_json(out):
 
 # ---- main ---------------------------------------------------------------------------------------------
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def check_checkpoint(args, data):
     import torch
 
@@ -618,7 +607,7 @@ def main():
     ap.add_argument("--from-json", nargs="*", default=[], metavar="[LABEL=]FILE",
                     help="take torch runs from earlier --json files instead of training (LABEL= renames)")
     ap.add_argument("--init", choices=("torch", "strata"), default="torch",
-                    help="initial weights: torch.randn per tensor, or strata's InitRandom(--seed) reproduced")
+                    help="initial weights: torch.randn per tensor, or strata's pre-38fb501 InitRandom(--seed) reproduced")
     ap.add_argument("--init-seed", type=int, help="seed of the initial weights (default: --seed)")
     ap.add_argument("--label", help="name of the torch curve (default: from --optimizer)")
     ap.add_argument("--init-from", metavar="DIR", help="start from the weights in DIR/model.safetensors")
@@ -671,7 +660,7 @@ def main():
         runs += got
     if not args.from_json:
         print("torch %s (transformers %s), %d threads, %s" % (torch.__version__, transformers.__version__,
-                                                            torch.get_num_threads(), cpu_name()), flush=True)
+                                                            torch.get_num_threads(), peers_env.cpu_name()), flush=True)
         runs.append(run_torch(args, data))
     for spec in args.strata_metrics:
         runs.append(read_strata(spec))
@@ -683,7 +672,7 @@ def main():
         out = {"peer": "torch",
                "model": "transformers.GPT2LMHeadModel eager float32, tied head, dropout 0, gelu_new",
                "config": config, "data_info": data.info, "torch": torch.__version__,
-               "transformers": transformers.__version__, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+               "transformers": transformers.__version__, "threads": torch.get_num_threads(), "cpu": peers_env.cpu_name(),
                "nproc": os.cpu_count(),
                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")}
     if args.note:

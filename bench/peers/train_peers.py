@@ -31,7 +31,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,17 +41,6 @@ import peers_env  # noqa: E402
 TORCH_SPEC = os.environ.get("STRATA_PEERS_TORCH", "torch==2.15.0")
 TRANSFORMERS_SPEC = os.environ.get("STRATA_PEERS_TRANSFORMERS", "transformers==5.23.0")
 REQUIREMENTS = [("torch", TORCH_SPEC), ("transformers", TRANSFORMERS_SPEC)]
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def loadavg():
@@ -198,7 +186,7 @@ def main():
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": cpu_name(),
+        "cpu": peers_env.cpu_name(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
         "attn": attns[0] if attns else None,
     }
