@@ -13,6 +13,8 @@ PACKAGES=(
   libxxhash-dev                      # offload/: XXH3 checksums of state slots
   libeigen3-dev                      # model/: matrix products of forward and backward
   libpcre2-dev                       # model/: the GPT-2 pre-tokenizer's regular expression
+  libzmq3-dev cppzmq-dev             # net/: the swarm's sockets, CURVE-encrypted (ZeroMQ 4.3)
+  libsodium-dev                      # net/: Ed25519 identities and signatures
   fortunes                           # the default corpus of `strata finetune` (real English text)
 )
 

@@ -27,6 +27,8 @@ void AddInspectCommand(CLI::App& app, int* exit_code);
 [[nodiscard]] Result<std::vector<std::string>> ExpandConfigFiles(const std::vector<std::string>& args);
 // Registers `strata finetune` and `strata eval`.
 void AddFinetuneCommand(CLI::App& app, int* exit_code);
+// Registers `strata swarm keygen|members|serve|join|status`.
+void AddSwarmCommand(CLI::App& app, int* exit_code);
 // Registers `strata info`.
 void AddInfoCommand(CLI::App& app, int* exit_code);
 

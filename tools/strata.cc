@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   strata::tools::AddFinetuneCommand(app, &exit_code);
   strata::tools::AddBenchCommand(app, &exit_code);
+  strata::tools::AddSwarmCommand(app, &exit_code);
   strata::tools::AddInspectCommand(app, &exit_code);
   strata::tools::AddInfoCommand(app, &exit_code);
   // --config FILE becomes the flags it holds, before CLI11 sees the command line.

@@ -1,0 +1,465 @@
+#include "net/agg_state.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "model/gpt2.h"
+#include "net/wire.h"
+#include "optim/q8_book.h"
+#include "runtime/file_util.h"
+#include "runtime/le.h"
+
+namespace strata::net {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint32_t kSnapMagic = 0x4E535453;  // "STSN"
+constexpr uint32_t kWalMagic = 0x4C575453;   // "STWL"
+constexpr uint32_t kRecMagic = 0x52575453;   // "STWR"
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kSnapHeaderBytes = 72;
+constexpr size_t kWalHeaderBytes = 32;
+constexpr size_t kRecHeaderBytes = 96;
+constexpr size_t kPeerEntryBytes = 56;
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+void PutFloats(std::string& out, std::span<const float> v) {
+  size_t at = out.size();
+  out.resize(at + 4 * v.size());
+  auto* p = reinterpret_cast<uint8_t*>(out.data() + at);
+  for (size_t i = 0; i < v.size(); ++i) PutF32(p + 4 * i, v[i]);
+}
+void GetFloats(const uint8_t* p, std::span<float> v) {
+  for (size_t i = 0; i < v.size(); ++i) v[i] = GetF32(p + 4 * i);
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError(Errno("cannot open " + path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::IOError(Errno("cannot read " + path));
+  return ss.str();
+}
+
+std::string WalHeader(uint64_t run_id, uint64_t first_index) {
+  std::string h(kWalHeaderBytes, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(h.data());
+  PutU32(p, kWalMagic);
+  PutU32(p + 4, kFormatVersion);
+  PutU64(p + 8, run_id);
+  PutU64(p + 16, first_index);
+  PutU64(p + 24, XXH3_64bits(p, 24));
+  return h;
+}
+
+// A pseudo-gradient far larger than the recent ones (a broken or hostile peer): Bi²Clip would
+// bound each coordinate, but a contribution that is all noise at the clip level still does harm.
+bool IsOutlier(const SwarmRunConfig& cfg, const OuterState& st, std::span<const float> delta, uint32_t inner,
+               std::string* why) {
+  if (cfg.outlier_mult <= 0 || !st.rms_set || st.rms_sq <= 0 || delta.empty()) return false;
+  const double scale = cfg.outer.h_ref ? static_cast<double>(cfg.outer.h_ref) / inner : 1.0;
+  double sum = 0;
+  for (float x : delta) sum += static_cast<double>(x) * x;
+  const double rms = std::sqrt(sum / delta.size()) * scale, ref = std::sqrt(st.rms_sq);
+  if (rms <= cfg.outlier_mult * ref) return false;
+  *why = "outlier: RMS " + std::to_string(rms) + " is more than " + std::to_string(cfg.outlier_mult) +
+         "x the running RMS " + std::to_string(ref);
+  return true;
+}
+
+}  // namespace
+
+uint64_t ThetaHash(std::span<const float> theta) {
+  static_assert(std::endian::native == std::endian::little, "theta's hash is over little-endian bytes");
+  return XXH3_64bits(theta.data(), theta.size_bytes());
+}
+
+AggState::~AggState() {
+  if (wal_fd_ >= 0) ::close(wal_fd_);
+}
+
+Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const SwarmRunConfig& cfg, int threads) {
+  if (Status s = cfg.Validate(); !s.ok()) return s;
+  std::unique_ptr<AggState> st(new AggState());
+  st->dir_ = dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create the aggregator folder " + dir + ": " + ec.message());
+  if (threads > 1) st->pool_ = std::make_unique<ThreadPool>(threads);
+
+  const std::string run_json = dir + "/run.json";
+  const std::string snap = dir + "/snapshot.bin";
+  if (fs::exists(snap)) {
+    Result<std::string> text = ReadWholeFile(run_json);
+    if (!text.ok()) return text.status();
+    Result<SwarmRunConfig> stored = SwarmRunConfigFromJson(*text);
+    if (!stored.ok()) return Status::Corruption(run_json + ": " + stored.status().message());
+    if (stored->run_id != cfg.run_id || !(stored->model == cfg.model))
+      return Status::InvalidArgument(dir + " holds run " + std::to_string(stored->run_id) + " (" +
+                                     stored->model.ToString() + "), not run " + std::to_string(cfg.run_id) +
+                                     " (" + cfg.model.ToString() + "): use another --out, or the same run");
+    st->cfg_ = *stored;
+    const uint64_t n = st->cfg_.NumParams();
+    st->theta_.assign(n, 0.0f);
+    st->step_.assign(n, 0.0f);
+    st->down_ = std::make_unique<ErrorFeedbackEncoder>(n);
+    if (Status s = st->LoadSnapshot(snap); !s.ok()) return s;
+    st->history_first_ = st->outer_.version;
+    if (Status s = st->ReplayWal(); !s.ok()) return s;
+  } else {
+    st->cfg_ = cfg;
+    const uint64_t n = cfg.NumParams();
+    Result<std::unique_ptr<model::Gpt2>> m = model::Gpt2::Create(cfg.model, 1);
+    if (!m.ok()) return m.status();
+    (*m)->InitRandom(cfg.init_seed);
+    st->theta_.assign((*m)->params().begin(), (*m)->params().end());
+    st->step_.assign(n, 0.0f);
+    st->down_ = std::make_unique<ErrorFeedbackEncoder>(n);
+    st->outer_ = MakeOuterState(n, cfg.outer);
+    if (Status s = WriteFileAtomic(run_json, SwarmRunConfigToJson(cfg)); !s.ok()) return s;
+    if (Status s = st->Snapshot(); !s.ok()) return s;  // also creates the WAL
+  }
+  st->theta_hash_ = ThetaHash(st->theta_);
+  if (st->wal_fd_ < 0) {
+    if (Status s = st->OpenWalForAppend(); !s.ok()) return s;
+  }
+  return st;
+}
+
+// ---- snapshot ------------------------------------------------------------------------------------
+
+Status AggState::Snapshot() {
+  const uint64_t n = theta_.size();
+  std::string out(kSnapHeaderBytes, '\0');
+  auto* h = reinterpret_cast<uint8_t*>(out.data());
+  PutU32(h, kSnapMagic);
+  PutU32(h + 4, kFormatVersion);
+  PutU64(h + 8, cfg_.run_id);
+  PutU64(h + 16, outer_.version);
+  PutU64(h + 24, accept_index_);
+  PutF64(h + 32, outer_.rms_sq);
+  PutU32(h + 40, outer_.rms_set ? 1 : 0);
+  PutU32(h + 44, outer_.pending_count);
+  PutU64(h + 48, n);
+  PutU64(h + 56, peers_.size());
+  PutU64(h + 64, outer_.pending.size());
+  out.reserve(kSnapHeaderBytes + 4 * (3 * n + outer_.pending.size()) + kPeerEntryBytes * peers_.size() + 8);
+  PutFloats(out, theta_);
+  PutFloats(out, outer_.momentum);
+  PutFloats(out, outer_.pending);
+  PutFloats(out, down_->residual());
+  for (const auto& [key, rec] : peers_) {
+    uint8_t e[kPeerEntryBytes];
+    std::memcpy(e, key.data(), 32);
+    PutU64(e + 32, rec.last_sequence);
+    PutU64(e + 40, rec.contributions);
+    PutU64(e + 48, rec.tokens);
+    out.append(reinterpret_cast<const char*>(e), kPeerEntryBytes);
+  }
+  uint8_t sum[8];
+  PutU64(sum, XXH3_64bits(out.data(), out.size()));
+  out.append(reinterpret_cast<const char*>(sum), 8);
+  if (Status s = WriteFileAtomic(dir_ + "/snapshot.bin", out); !s.ok()) return s;
+  last_snapshot_version_ = outer_.version;
+  // The WAL restarts: everything before accept_index_ is in the snapshot. A crash between the two
+  // renames leaves the new snapshot and the old WAL, whose records the replay then skips.
+  if (wal_fd_ >= 0) {
+    ::close(wal_fd_);
+    wal_fd_ = -1;
+  }
+  if (Status s = WriteFileAtomic(dir_ + "/wal.log", WalHeader(cfg_.run_id, accept_index_)); !s.ok()) return s;
+  return OpenWalForAppend();
+}
+
+Status AggState::LoadSnapshot(const std::string& path) {
+  Result<std::string> bytes = ReadWholeFile(path);
+  if (!bytes.ok()) return bytes.status();
+  const std::string& b = *bytes;
+  const auto* p = reinterpret_cast<const uint8_t*>(b.data());
+  if (b.size() < kSnapHeaderBytes + 8)
+    return Status::Corruption(path + ": truncated snapshot (" + std::to_string(b.size()) + " bytes)");
+  if (GetU32(p) != kSnapMagic) return Status::Corruption(path + ": bad magic (not an aggregator snapshot)");
+  if (GetU32(p + 4) != kFormatVersion)
+    return Status::Corruption(path + ": unknown snapshot version " + std::to_string(GetU32(p + 4)));
+  if (GetU64(p + b.size() - 8) != XXH3_64bits(p, b.size() - 8))
+    return Status::Corruption(path + ": checksum mismatch");
+  if (GetU64(p + 8) != cfg_.run_id) return Status::Corruption(path + ": snapshot of another run");
+  const uint64_t n = GetU64(p + 48), npeers = GetU64(p + 56), npending = GetU64(p + 64);
+  if (n != theta_.size())
+    return Status::Corruption(path + ": holds " + std::to_string(n) + " parameters, the model has " +
+                              std::to_string(theta_.size()));
+  if (npending != 0 && npending != n) return Status::Corruption(path + ": bad pending length");
+  const uint64_t want = kSnapHeaderBytes + 4 * (3 * n + npending) + kPeerEntryBytes * npeers + 8;
+  if (npeers > b.size() || want != b.size())
+    return Status::Corruption(path + ": size " + std::to_string(b.size()) + " does not match its header (" +
+                              std::to_string(want) + ")");
+  outer_ = OuterState{};
+  outer_.version = GetU64(p + 16);
+  accept_index_ = GetU64(p + 24);
+  outer_.rms_sq = GetF64(p + 32);
+  outer_.rms_set = GetU32(p + 40) != 0;
+  outer_.pending_count = GetU32(p + 44);
+  const uint8_t* q = p + kSnapHeaderBytes;
+  GetFloats(q, theta_);
+  q += 4 * n;
+  outer_.momentum.assign(n, 0.0f);
+  GetFloats(q, outer_.momentum);
+  q += 4 * n;
+  outer_.pending.assign(npending, 0.0f);
+  GetFloats(q, outer_.pending);
+  q += 4 * npending;
+  GetFloats(q, down_->residual_mut());
+  q += 4 * n;
+  peers_.clear();
+  for (uint64_t i = 0; i < npeers; ++i, q += kPeerEntryBytes) {
+    PeerKey k;
+    std::memcpy(k.data(), q, 32);
+    peers_[k] = PeerRecord{GetU64(q + 32), GetU64(q + 40), GetU64(q + 48)};
+  }
+  last_snapshot_version_ = outer_.version;
+  return Status::Ok();
+}
+
+// ---- write-ahead log -----------------------------------------------------------------------------
+
+Status AggState::OpenWalForAppend() {
+  const std::string path = dir_ + "/wal.log";
+  wal_fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (wal_fd_ < 0) return Status::IOError(Errno("cannot open " + path));
+  struct stat sb;
+  if (::fstat(wal_fd_, &sb) != 0) return Status::IOError(Errno("cannot stat " + path));
+  wal_bytes_ = static_cast<uint64_t>(sb.st_size);
+  return Status::Ok();
+}
+
+Status AggState::AppendWal(const Contribution& c) {
+  const uint64_t n = c.delta.n;
+  const uint64_t payload = Q8PayloadBytes(n);
+  std::string rec(kRecHeaderBytes, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(rec.data());
+  PutU32(p, kRecMagic);
+  PutU64(p + 8, kRecHeaderBytes + payload + 8);
+  PutU64(p + 16, accept_index_);
+  std::memcpy(p + 24, c.peer.data(), 32);
+  PutU64(p + 56, c.sequence);
+  PutU64(p + 64, c.base_version);
+  PutU32(p + 72, c.inner_steps);
+  PutU64(p + 80, c.tokens);
+  PutU64(p + 88, n);
+  std::vector<uint8_t> body;
+  body.reserve(payload);
+  PackQ8(c.delta.codes, c.delta.absmax, body);
+  rec.append(reinterpret_cast<const char*>(body.data()), body.size());
+  uint8_t sum[8];
+  PutU64(sum, XXH3_64bits(rec.data(), rec.size()));
+  rec.append(reinterpret_cast<const char*>(sum), 8);
+  const std::string what = dir_ + "/wal.log";
+  if (Status s = WriteAll(wal_fd_, rec.data(), rec.size(), what); !s.ok()) return s;
+  if (::fdatasync(wal_fd_) != 0) return Status::IOError(Errno("fdatasync " + what));
+  wal_bytes_ += rec.size();
+  return Status::Ok();
+}
+
+Status AggState::ReplayWal() {
+  const std::string path = dir_ + "/wal.log";
+  if (!fs::exists(path)) {  // a crash after the snapshot's rename, before the WAL's first write
+    return WriteFileAtomic(path, WalHeader(cfg_.run_id, accept_index_));
+  }
+  Result<std::string> bytes = ReadWholeFile(path);
+  if (!bytes.ok()) return bytes.status();
+  const std::string& b = *bytes;
+  const auto* p = reinterpret_cast<const uint8_t*>(b.data());
+  if (b.size() < kWalHeaderBytes || GetU32(p) != kWalMagic || GetU64(p + 24) != XXH3_64bits(p, 24)) {
+    // Only a torn header can be fixed: it means no record was ever written after it.
+    if (b.size() < kWalHeaderBytes) return WriteFileAtomic(path, WalHeader(cfg_.run_id, accept_index_));
+    return Status::Corruption(path + ": bad write-ahead log header");
+  }
+  if (GetU32(p + 4) != kFormatVersion)
+    return Status::Corruption(path + ": unknown WAL version " + std::to_string(GetU32(p + 4)));
+  if (GetU64(p + 8) != cfg_.run_id) return Status::Corruption(path + ": WAL of another run");
+  const uint64_t n = theta_.size();
+  const uint64_t rec_bytes = kRecHeaderBytes + Q8PayloadBytes(n) + 8;
+  uint64_t off = kWalHeaderBytes;
+  std::vector<float> delta(n);
+  while (off < b.size()) {
+    const uint64_t left = b.size() - off;
+    const uint8_t* r = p + off;
+    bool whole = left >= rec_bytes && GetU32(r) == kRecMagic && GetU64(r + 8) == rec_bytes &&
+                 GetU64(r + 88) == n && GetU64(r + rec_bytes - 8) == XXH3_64bits(r, rec_bytes - 8);
+    if (!whole) {
+      if (left <= rec_bytes) {
+        // A torn tail: the crash came mid-append, before the fsync, so it was never acknowledged.
+        if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+          return Status::IOError(Errno("cannot cut the torn tail of " + path));
+        break;
+      }
+      return Status::Corruption(path + ": damaged record at offset " + std::to_string(off) +
+                                " with more records after it");
+    }
+    const uint64_t index = GetU64(r + 16);
+    if (index < accept_index_) {  // already in the snapshot
+      off += rec_bytes;
+      continue;
+    }
+    if (index != accept_index_)
+      return Status::Corruption(path + ": record " + std::to_string(index) + " at offset " + std::to_string(off) +
+                                " follows " + std::to_string(accept_index_) + " (a gap)");
+    Contribution c;
+    std::memcpy(c.peer.data(), r + 24, 32);
+    c.sequence = GetU64(r + 56);
+    c.base_version = GetU64(r + 64);
+    c.inner_steps = GetU32(r + 72);
+    c.tokens = GetU64(r + 80);
+    c.delta.n = n;
+    c.delta.codes.resize(n);
+    c.delta.absmax.resize(q8::NumBlocks(static_cast<int64_t>(n)));
+    if (Status s = UnpackQ8({r + kRecHeaderBytes, Q8PayloadBytes(n)}, n, c.delta.codes, c.delta.absmax); !s.ok())
+      return Status::Corruption(path + ": record at offset " + std::to_string(off) + ": " + s.message());
+    DecodeQ8(c.delta, delta, pool_.get());
+    SubmitOutcome o = Apply(c, delta);
+    if (o.verdict == SubmitVerdict::kRefused)
+      return Status::Corruption(path + ": record " + std::to_string(index) + " is refused on replay (" + o.reason +
+                                "): the log does not match the snapshot");
+    ++replayed_;
+    off += rec_bytes;
+  }
+  return Status::Ok();
+}
+
+// ---- the state machine ---------------------------------------------------------------------------
+
+SubmitOutcome AggState::Apply(const Contribution& c, std::span<const float> delta) {
+  SubmitOutcome o;
+  ContribInfo ci{c.base_version, c.inner_steps};
+  OuterOutcome oo = OuterAccept(cfg_.outer, outer_, ci, delta, step_, pool_.get());
+  o.tau = oo.tau;
+  o.upper = oo.upper;
+  o.lower = oo.lower;
+  o.g_rms = oo.g_rms;
+  if (oo.refusal != Refusal::kNone) {
+    o.verdict = SubmitVerdict::kRefused;
+    o.code = std::string(RefusalName(oo.refusal));
+    o.reason = o.code;
+    o.version = outer_.version;
+    return o;
+  }
+  ++accept_index_;
+  PeerRecord& pr = peers_[c.peer];
+  pr.last_sequence = c.sequence;
+  pr.contributions += 1;
+  pr.tokens += c.tokens;
+  if (oo.step_due) {
+    // The update every replica applies: the step quantized with the downlink's error feedback.
+    Q8Tensor q;
+    down_->Encode(step_, q, pool_.get());
+    ApplyQ8Step(q, theta_, pool_.get());
+    outer_.version += 1;
+    theta_hash_ = ThetaHash(theta_);
+    history_.push_back(std::move(q));
+    history_hash_.push_back(theta_hash_);
+    while (history_.size() > cfg_.history) {
+      history_.pop_front();
+      history_hash_.pop_front();
+      ++history_first_;
+    }
+    o.verdict = SubmitVerdict::kApplied;
+  } else {
+    o.verdict = SubmitVerdict::kPending;
+  }
+  o.version = outer_.version;
+  return o;
+}
+
+Result<SubmitOutcome> AggState::Submit(const Contribution& c) {
+  if (wal_fd_ < 0) return Status::Internal("the aggregator state is closed after a failed write; restart it");
+  SubmitOutcome o;
+  o.version = outer_.version;
+  auto it = peers_.find(c.peer);
+  if (it != peers_.end() && c.sequence <= it->second.last_sequence) {
+    o.verdict = SubmitVerdict::kDuplicate;
+    o.reason = "sequence " + std::to_string(c.sequence) + " is not after the last applied (" +
+               std::to_string(it->second.last_sequence) + ")";
+    return o;
+  }
+  const uint64_t n = theta_.size();
+  if (c.delta.n != n || c.delta.codes.size() != n ||
+      c.delta.absmax.size() != static_cast<size_t>(q8::NumBlocks(static_cast<int64_t>(n)))) {
+    o.verdict = SubmitVerdict::kRefused;
+    o.code = std::string(RefusalName(Refusal::kWrongShape));
+    o.reason = "pseudo-gradient has " + std::to_string(c.delta.n) + " elements, the model " + std::to_string(n);
+    return o;
+  }
+  std::vector<float> delta(n);
+  DecodeQ8(c.delta, delta, pool_.get());
+  // The outer step refuses (and leaves the state untouched) before anything is logged; what it
+  // would accept is logged first, then applied, so the log and the state never disagree.
+  {
+    const uint32_t tau_max = cfg_.outer.tau_max;
+    auto refuse = [&](Refusal r, std::string why) {
+      o.verdict = SubmitVerdict::kRefused;
+      o.code = std::string(RefusalName(r));
+      o.reason = o.code + ": " + why;
+      return o;
+    };
+    const std::string versions = "base version " + std::to_string(c.base_version) + ", global " +
+                                 std::to_string(outer_.version) + ", tau_max " + std::to_string(tau_max);
+    if (c.base_version > outer_.version) return refuse(Refusal::kFromFuture, versions);
+    if (outer_.version - c.base_version > tau_max) return refuse(Refusal::kTooStale, versions);
+    if (c.inner_steps == 0) return refuse(Refusal::kZeroInnerSteps, "a contribution of 0 inner steps");
+    if (Status s = CheckFinite(delta, "pseudo-gradient"); !s.ok()) return refuse(Refusal::kNonFinite, s.message());
+    if (IsOutlier(cfg_, outer_, delta, c.inner_steps, &o.reason)) {
+      o.verdict = SubmitVerdict::kRefused;
+      o.code = "outlier";
+      return o;
+    }
+  }
+  if (Status s = AppendWal(c); !s.ok()) {
+    ::close(wal_fd_);
+    wal_fd_ = -1;
+    return Status::IOError("the aggregator cannot log contribution " + std::to_string(c.sequence) + ": " +
+                           s.message());
+  }
+  o = Apply(c, delta);
+  if (o.verdict == SubmitVerdict::kRefused) {
+    // The prechecks above mirror OuterAccept's rules; a disagreement is a bug, and the logged
+    // record would be refused on replay too, so stop here rather than diverge.
+    std::fprintf(stderr, "aggregator: logged contribution refused by the outer step (%s)\n", o.reason.c_str());
+    std::abort();
+  }
+  if (o.verdict == SubmitVerdict::kApplied && outer_.version - last_snapshot_version_ >= cfg_.snapshot_every) {
+    if (Status s = Snapshot(); !s.ok()) {
+      // The WAL still holds everything: the snapshot is an optimisation, not a commit.
+      std::fprintf(stderr, "aggregator: snapshot failed (%s); the write-ahead log keeps the state\n",
+                   s.ToString().c_str());
+      if (wal_fd_ < 0) {
+        if (Status r = OpenWalForAppend(); !r.ok()) return r;
+      }
+    }
+  }
+  return o;
+}
+
+const Q8Tensor* AggState::Update(uint64_t v) const {
+  if (v < history_first_ || v >= history_first_ + history_.size()) return nullptr;
+  return &history_[v - history_first_];
+}
+
+uint64_t AggState::UpdateHash(uint64_t v) const {
+  if (v < history_first_ || v >= history_first_ + history_.size()) return 0;
+  return history_hash_[v - history_first_];
+}
+
+}  // namespace strata::net

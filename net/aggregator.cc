@@ -1,0 +1,626 @@
+#include "net/aggregator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "net/agg_state.h"
+#include "net/identity.h"
+#include "net/swarm_common.h"
+#include "net/wire.h"
+#include "optim/q8_book.h"
+#include "net/zmq_security.h"
+#include "runtime/file_util.h"
+#include "runtime/le.h"
+
+namespace strata::net {
+
+std::atomic<bool> g_aggregator_stop{false};
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+double Now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// What the aggregator knows of a member it has heard from.
+struct PeerLive {
+  std::string name;
+  double last_seen = 0;   // steady clock, s
+  Json lease;             // the last lease as sent (step, tokens_per_s, eta_s, version, ...)
+  uint64_t bytes_in = 0, bytes_out = 0;
+  uint64_t refused = 0;
+  std::string state = "active";  // active | suspect | evicted
+};
+
+// A contribution being received, chunk by chunk. One per peer: a newer sequence replaces it.
+struct Partial {
+  uint64_t sequence = 0, base_version = 0, tokens = 0;
+  uint32_t inner_steps = 0, chunk_count = 0, received = 0;
+  std::vector<uint8_t> have;  // per chunk
+  Q8Tensor q;
+};
+
+class Server {
+ public:
+  explicit Server(const AggregatorOptions& opt) : opt_(opt) {}
+  Status Setup();
+  Status Loop();
+
+ private:
+  void Handle(zmq::message_t& rid, zmq::message_t& frame);
+  void OnContribChunk(zmq::message_t& rid, const PeerKey& who, const FrameView& f);
+  void OnFetchUpdates(zmq::message_t& rid, const FrameView& f);
+  void OnFetchTheta(zmq::message_t& rid, const FrameView& f);
+  void OnStatus(zmq::message_t& rid);
+  Json WelcomeJson() const;
+  Json StatusJson() const;
+
+  bool Send(zmq::message_t& rid, FrameHeader h, std::span<const uint8_t> payload, const PeerKey* who = nullptr);
+  bool SendJson(zmq::message_t& rid, MsgType type, const Json& j, const PeerKey* who = nullptr,
+                uint64_t base_version = 0, uint64_t sequence = 0);
+  // Counts and answers a refusal. counted=false for answers that are not misbehaviour (behind).
+  void Refuse(zmq::message_t& rid, const PeerKey* who, const std::string& reason, const std::string& detail,
+              uint64_t sequence = 0, bool counted = true);
+  void Announce();
+  void CheckLeases();
+  void Metric(Json j);
+
+  AggregatorOptions opt_;
+  zmq::context_t ctx_{1};
+  std::unique_ptr<ZapHandler> zap_;
+  Identity id_;
+  Membership members_;
+  zmq::socket_t router_, pub_;
+  std::unique_ptr<AggState> st_;
+  std::string router_ep_, pub_ep_;
+  std::map<PeerKey, PeerLive> live_;
+  std::map<PeerKey, Partial> partial_;
+  std::map<std::string, uint64_t> refusals_;
+  std::vector<uint64_t> tau_hist_;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0, frames_in_ = 0, applied_ = 0, dropped_sends_ = 0;
+  uint64_t out_seq_ = 0;
+  // A frozen copy of theta that FetchTheta serves, so a download sees one version throughout.
+  std::vector<float> frozen_;
+  uint64_t frozen_version_ = 0, frozen_hash_ = 0;
+  bool frozen_set_ = false;
+  FILE* metrics_ = nullptr;
+  double t0_ = 0, last_announce_ = 0;
+};
+
+Status Server::Setup() {
+  Result<Identity> id = LoadIdentity(opt_.key);
+  if (!id.ok()) return id.status();
+  id_ = std::move(*id);
+  std::array<uint8_t, 32> authority{};
+  bool have_authority = false;
+  if (!opt_.authority.empty()) {
+    Result<PublicIdentity> a = LoadPublicIdentity(opt_.authority);
+    if (!a.ok()) return a.status();
+    authority = a->sign_pk;
+    have_authority = true;
+  }
+  Result<Membership> m = LoadMembership(opt_.members, have_authority ? &authority : nullptr);
+  if (!m.ok()) return m.status();
+  members_ = std::move(*m);
+  if (members_.run_id && *members_.run_id != opt_.run.run_id)
+    return Status::InvalidArgument(opt_.members + " is the list of run " + std::to_string(*members_.run_id) +
+                                   ", not of run " + std::to_string(opt_.run.run_id));
+
+  Result<std::unique_ptr<AggState>> st = AggState::Open(opt_.dir, opt_.run, opt_.threads);
+  if (!st.ok()) return st.status();
+  st_ = std::move(*st);
+  tau_hist_.assign(st_->config().outer.tau_max + 2, 0);
+
+  Result<std::unique_ptr<ZapHandler>> zap = ZapHandler::Start(ctx_, members_);
+  if (!zap.ok()) return zap.status();
+  zap_ = std::move(*zap);
+  try {
+    router_ = zmq::socket_t(ctx_, zmq::socket_type::router);
+    pub_ = zmq::socket_t(ctx_, zmq::socket_type::pub);
+    for (zmq::socket_t* s : {&router_, &pub_}) {
+      if (Status c = ConfigureCurveServer(*s, id_, zap_.get()); !c.ok()) return c;
+      LivenessOptions lo;
+      lo.max_msg_bytes = static_cast<int64_t>(kMaxFrameBytes) + 4096;
+      lo.sndhwm = 256;
+      lo.rcvhwm = 256;
+      ConfigureLiveness(*s, lo);
+    }
+    // A reply to a peer that has gone is an error we see, not a silent drop.
+    router_.set(zmq::sockopt::router_mandatory, 1);
+    router_.bind(opt_.bind);
+    router_ep_ = router_.get(zmq::sockopt::last_endpoint);
+    std::string pub_bind = opt_.pub_bind;
+    if (pub_bind.empty()) {
+      Result<std::string> p = EndpointWithPortOffset(router_ep_, opt_.bind, 1);
+      if (!p.ok()) return p.status();
+      pub_bind = *p;
+    }
+    pub_.bind(pub_bind);
+    pub_ep_ = pub_.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::IOError(std::string("aggregator: cannot bind ") + opt_.bind + ": " + e.what());
+  }
+  metrics_ = std::fopen((opt_.dir + "/metrics.jsonl").c_str(), "a");
+  if (!metrics_) return Status::IOError("cannot open " + opt_.dir + "/metrics.jsonl for appending");
+  if (!opt_.ready_file.empty()) {
+    Json r = {{"router", router_ep_}, {"pub", pub_ep_}, {"version", st_->version()},
+              {"replayed", st_->replayed()}, {"pid", static_cast<int64_t>(::getpid())}};
+    if (Status s = WriteFileAtomic(opt_.ready_file, r.dump()); !s.ok()) return s;
+  }
+  if (!opt_.quiet) {
+    std::fprintf(stderr,
+                 "strata swarm serve: run %llu, %s, %llu parameters\n"
+                 "  state %s: version %llu (%llu log records replayed)\n"
+                 "  peers connect to %s (announcements on %s); %zu members%s\n",
+                 static_cast<unsigned long long>(st_->config().run_id), st_->config().model.ToString().c_str(),
+                 static_cast<unsigned long long>(st_->config().NumParams()), opt_.dir.c_str(),
+                 static_cast<unsigned long long>(st_->version()),
+                 static_cast<unsigned long long>(st_->replayed()), router_ep_.c_str(), pub_ep_.c_str(),
+                 members_.members.size(), members_.signed_by_authority ? " (signed list)" : "");
+  }
+  Metric({{"event", "start"}, {"version", st_->version()}, {"replayed", st_->replayed()}});
+  return Status::Ok();
+}
+
+void Server::Metric(Json j) {
+  Json line = {{"t", WallNow()}};
+  line.update(j);
+  std::fprintf(metrics_, "%s\n", line.dump().c_str());
+  std::fflush(metrics_);
+}
+
+bool Server::Send(zmq::message_t& rid, FrameHeader h, std::span<const uint8_t> payload, const PeerKey* who) {
+  h.run_id = st_->config().run_id;
+  h.peer_key = id_.sign_pk;
+  h.sequence = h.sequence ? h.sequence : ++out_seq_;
+  Result<std::vector<uint8_t>> bytes = EncodeFrame(h, payload, id_.sign_sk);
+  if (!bytes.ok()) {
+    std::fprintf(stderr, "aggregator: cannot encode a %s frame: %s\n", std::string(MsgTypeName(h.type)).c_str(),
+                 bytes.status().ToString().c_str());
+    std::abort();  // our own frames always encode: a failure is a bug
+  }
+  try {
+    zmq::message_t r(rid.data(), rid.size());
+    if (!router_.send(r, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      ++dropped_sends_;
+      return false;
+    }
+    zmq::message_t m(bytes->data(), bytes->size());
+    if (!router_.send(m, zmq::send_flags::dontwait)) {
+      ++dropped_sends_;
+      return false;
+    }
+  } catch (const zmq::error_t&) {  // EHOSTUNREACH: the peer is gone (router_mandatory)
+    ++dropped_sends_;
+    return false;
+  }
+  bytes_out_ += bytes->size();
+  if (who) live_[*who].bytes_out += bytes->size();
+  return true;
+}
+
+bool Server::SendJson(zmq::message_t& rid, MsgType type, const Json& j, const PeerKey* who, uint64_t base_version,
+                      uint64_t sequence) {
+  FrameHeader h;
+  h.type = type;
+  h.codec = Codec::kJson;
+  h.base_version = base_version;
+  h.sequence = sequence;
+  std::string text = j.dump();
+  return Send(rid, h, AsBytes(text), who);
+}
+
+void Server::Refuse(zmq::message_t& rid, const PeerKey* who, const std::string& reason, const std::string& detail,
+                    uint64_t sequence, bool counted) {
+  if (counted) {
+    ++refusals_[reason];
+    if (who) ++live_[*who].refused;
+    Json m = {{"event", "refused"}, {"reason", reason}, {"detail", detail}, {"sequence", sequence}};
+    if (who) m["peer"] = live_[*who].name;
+    Metric(m);
+  }
+  Json j = {{"reason", reason}, {"detail", detail}, {"version", st_->version()},
+            {"oldest_update", st_->oldest_update()}, {"sequence", sequence}};
+  SendJson(rid, MsgType::kRefusal, j, who, st_->version(), 0);
+}
+
+Json Server::WelcomeJson() const {
+  Json j = Json::parse(SwarmRunConfigToJson(st_->config()));
+  return Json{{"run", j},
+              {"version", st_->version()},
+              {"theta_hash", HashHex(st_->theta_hash())},
+              {"oldest_update", st_->oldest_update()},
+              {"pub", pub_ep_},
+              {"aggregator", id_.name}};
+}
+
+void Server::Handle(zmq::message_t& rid, zmq::message_t& frame) {
+  ++frames_in_;
+  bytes_in_ += frame.size();
+  Result<std::array<uint8_t, 32>> auth = AuthenticatedSignKey(frame);
+  if (!auth.ok()) {  // cannot happen behind CURVE + ZAP; never serve an unauthenticated message
+    Refuse(rid, nullptr, "no_identity", auth.status().message());
+    return;
+  }
+  const PeerKey who = *auth;
+  const Member* member = members_.FindBySign(who);
+  if (!member) {
+    Refuse(rid, nullptr, "not_member", "key " + KeyHex(who) + " is not on the list");
+    return;
+  }
+  PeerLive& pl = live_[who];
+  if (pl.name.empty()) pl.name = member->name;
+  pl.last_seen = Now();
+  pl.bytes_in += frame.size();
+  if (pl.state != "active") {
+    Metric({{"event", "peer_back"}, {"peer", pl.name}, {"was", pl.state}});
+    pl.state = "active";
+  }
+  Result<FrameView> f = DecodeFrame({static_cast<const uint8_t*>(frame.data()), frame.size()});
+  if (!f.ok()) {
+    Refuse(rid, &who, "malformed", f.status().message());
+    return;
+  }
+  const FrameHeader& h = f->h;
+  if (h.run_id != st_->config().run_id) {
+    Refuse(rid, &who, "wrong_run", "frame of run " + std::to_string(h.run_id), h.sequence);
+    return;
+  }
+  if (h.peer_key != who) {
+    Refuse(rid, &who, "key_mismatch",
+           "frame signed as " + KeyHex(h.peer_key) + " arrived on the connection of " + member->name, h.sequence);
+    return;
+  }
+  if (Status s = VerifyFrame(*f); !s.ok()) {
+    Refuse(rid, &who, "bad_signature", s.message(), h.sequence);
+    return;
+  }
+  switch (h.type) {
+    case MsgType::kHello:
+      SendJson(rid, MsgType::kWelcome, WelcomeJson(), &who, st_->version());
+      Metric({{"event", "hello"}, {"peer", pl.name}});
+      break;
+    case MsgType::kContribChunk: OnContribChunk(rid, who, *f); break;
+    case MsgType::kFetchUpdates: OnFetchUpdates(rid, *f); break;
+    case MsgType::kFetchTheta: OnFetchTheta(rid, *f); break;
+    case MsgType::kLease: {
+      Json j = Json::parse(AsText(f->payload), nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        Refuse(rid, &who, "malformed", "lease is not a JSON object", h.sequence);
+        break;
+      }
+      pl.lease = std::move(j);
+      break;
+    }
+    case MsgType::kStatusRequest: OnStatus(rid); break;
+    default:
+      Refuse(rid, &who, "unexpected_type", std::string(MsgTypeName(h.type)) + " is not a request", h.sequence);
+  }
+}
+
+void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const FrameView& f) {
+  const FrameHeader& h = f.h;
+  const uint64_t n = st_->theta().size();
+  const uint64_t chunk = st_->config().chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  auto result = [&](const std::string& verdict, const std::string& reason, const SubmitOutcome* o) {
+    Json j = {{"verdict", verdict}, {"sequence", h.sequence}, {"version", st_->version()},
+              {"theta_hash", HashHex(st_->theta_hash())}};
+    if (!reason.empty()) j["reason"] = reason;
+    if (o) j.update(Json{{"tau", o->tau}, {"upper", o->upper}, {"lower", o->lower}, {"g_rms", o->g_rms}});
+    SendJson(rid, MsgType::kResult, j, &who, st_->version(), h.sequence);
+  };
+  const PeerRecord* rec = nullptr;
+  if (auto it = st_->peers().find(who); it != st_->peers().end()) rec = &it->second;
+  if (rec && h.sequence <= rec->last_sequence) {
+    // A replay, or a retransmission after a lost Result: nothing changes either way.
+    ++refusals_["replay"];
+    ++live_[who].refused;
+    Metric({{"event", "refused"}, {"reason", "replay"}, {"peer", live_[who].name}, {"sequence", h.sequence}});
+    result("duplicate", "sequence " + std::to_string(h.sequence) + " was already applied", nullptr);
+    return;
+  }
+  auto refuse_result = [&](const std::string& reason, const std::string& detail) {
+    ++refusals_[reason];
+    ++live_[who].refused;
+    Metric({{"event", "refused"}, {"reason", reason}, {"detail", detail}, {"peer", live_[who].name},
+            {"sequence", h.sequence}});
+    partial_.erase(who);
+    result("refused", reason + ": " + detail, nullptr);
+  };
+  if (h.codec != Codec::kQ8Signed) return refuse_result("wrong_codec", std::string(CodecName(h.codec)));
+  if (h.total_elements != n)
+    return refuse_result("wrong_shape", std::to_string(h.total_elements) + " elements, the model has " +
+                                            std::to_string(n));
+  const uint64_t off = uint64_t{h.chunk_index} * chunk;
+  if (h.chunk_count != count || h.chunk_index >= count || h.element_offset != off ||
+      h.element_count != std::min<uint64_t>(chunk, n - off))
+    return refuse_result("wrong_shape", "chunk " + std::to_string(h.chunk_index) + " of " +
+                                            std::to_string(h.chunk_count) + " at " + std::to_string(h.element_offset) +
+                                            " does not match chunks of " + std::to_string(chunk));
+  Partial& p = partial_[who];
+  if (p.sequence != h.sequence) {
+    if (p.sequence > h.sequence && p.received > 0) return refuse_result("replay", "older than the upload in progress");
+    p = Partial{};
+    p.sequence = h.sequence;
+    p.base_version = h.base_version;
+    p.inner_steps = h.inner_steps;
+    p.tokens = h.tokens;
+    p.chunk_count = count;
+    p.have.assign(count, 0);
+    p.q.n = n;
+    p.q.codes.assign(n, 0);
+    p.q.absmax.assign(q8::NumBlocks(static_cast<int64_t>(n)), 0.0f);
+  } else if (p.base_version != h.base_version || p.inner_steps != h.inner_steps || p.tokens != h.tokens) {
+    return refuse_result("inconsistent_chunks", "chunks of one contribution disagree on base version or steps");
+  }
+  if (!p.have[h.chunk_index]) {
+    const uint64_t nb_off = off / q8::kBlock;
+    const uint64_t nb = q8::NumBlocks(static_cast<int64_t>(h.element_count));
+    Status s = UnpackQ8(f.payload, h.element_count, std::span<uint8_t>(p.q.codes).subspan(off, h.element_count),
+                        std::span<float>(p.q.absmax).subspan(nb_off, nb));
+    if (!s.ok()) return refuse_result("non_finite", s.message());
+    p.have[h.chunk_index] = 1;
+    ++p.received;
+  }
+  FrameHeader ack;
+  ack.type = MsgType::kChunkAck;
+  ack.chunk_index = h.chunk_index;
+  ack.chunk_count = count;
+  ack.base_version = st_->version();
+  ack.sequence = h.sequence;  // echoes the upload it acknowledges
+  Send(rid, ack, {}, &who);  // sequence: ours; the peer matches acks by chunk index
+  if (p.received < p.chunk_count) return;
+
+  Contribution c;
+  c.peer = who;
+  c.sequence = p.sequence;
+  c.base_version = p.base_version;
+  c.inner_steps = p.inner_steps;
+  c.tokens = p.tokens;
+  c.delta = std::move(p.q);
+  partial_.erase(who);
+  Result<SubmitOutcome> o = st_->Submit(c);
+  if (!o.ok()) {
+    std::fprintf(stderr, "aggregator: %s\n", o.status().ToString().c_str());
+    g_aggregator_stop = true;  // the durable state cannot advance: stop, a restart resumes from disk
+    return;
+  }
+  const char* verdict = o->verdict == SubmitVerdict::kApplied   ? "applied"
+                        : o->verdict == SubmitVerdict::kPending ? "pending"
+                        : o->verdict == SubmitVerdict::kDuplicate ? "duplicate"
+                                                                  : "refused";
+  if (o->verdict == SubmitVerdict::kRefused) {
+    ++refusals_[o->code];
+    ++live_[who].refused;
+  } else if (o->verdict != SubmitVerdict::kDuplicate) {
+    tau_hist_[std::min<size_t>(o->tau, tau_hist_.size() - 1)]++;
+  }
+  Metric({{"event", "contribution"}, {"peer", live_[who].name}, {"sequence", c.sequence}, {"verdict", verdict},
+          {"base_version", c.base_version}, {"tau", o->tau}, {"inner_steps", c.inner_steps}, {"tokens", c.tokens},
+          {"version", o->version}, {"upper", o->upper}, {"lower", o->lower}, {"g_rms", o->g_rms},
+          {"reason", o->reason}});
+  result(verdict, o->reason, &*o);
+  if (o->verdict == SubmitVerdict::kApplied) {
+    ++applied_;
+    Announce();
+  }
+}
+
+void Server::OnFetchUpdates(zmq::message_t& rid, const FrameView& f) {
+  const uint64_t v = f.h.base_version;
+  const PeerKey who = f.h.peer_key;
+  if (v >= st_->version()) {
+    Refuse(rid, &who, "up_to_date", "no update after version " + std::to_string(v), 0, false);
+    return;
+  }
+  const Q8Tensor* q = st_->Update(v);
+  if (!q) {
+    Refuse(rid, &who, "behind",
+           "update " + std::to_string(v) + " is no longer kept (oldest " + std::to_string(st_->oldest_update()) +
+               "): fetch theta",
+           0, false);
+    return;
+  }
+  const uint64_t n = q->n, chunk = st_->config().chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  if (f.h.chunk_index >= count) {
+    Refuse(rid, &who, "wrong_shape", "update chunk " + std::to_string(f.h.chunk_index) + " of " +
+                                         std::to_string(count));
+    return;
+  }
+  const uint64_t off = uint64_t{f.h.chunk_index} * chunk, cnt = std::min(chunk, n - off);
+  std::vector<uint8_t> payload;
+  payload.reserve(Q8PayloadBytes(cnt));
+  PackQ8(std::span<const uint8_t>(q->codes).subspan(off, cnt),
+         std::span<const float>(q->absmax).subspan(off / q8::kBlock, q8::NumBlocks(static_cast<int64_t>(cnt))),
+         payload);
+  FrameHeader h;
+  h.type = MsgType::kUpdateChunk;
+  h.codec = Codec::kQ8Signed;
+  h.base_version = v;
+  h.chunk_index = f.h.chunk_index;
+  h.chunk_count = count;
+  h.total_elements = n;
+  h.element_offset = off;
+  h.element_count = cnt;
+  h.content_hash = st_->UpdateHash(v);
+  Send(rid, h, payload, &who);
+}
+
+void Server::OnFetchTheta(zmq::message_t& rid, const FrameView& f) {
+  const PeerKey who = f.h.peer_key;
+  // Refreshed only when peers could no longer catch up from it, so a download in progress keeps
+  // seeing one version (a refresh mid-download changes base_version, and the peer starts again).
+  if (!frozen_set_ || frozen_version_ < st_->oldest_update() ||
+      (f.h.chunk_index == 0 && frozen_version_ + st_->config().history / 2 < st_->version())) {
+    frozen_.assign(st_->theta().begin(), st_->theta().end());
+    frozen_version_ = st_->version();
+    frozen_hash_ = st_->theta_hash();
+    frozen_set_ = true;
+  }
+  const uint64_t n = frozen_.size(), chunk = st_->config().chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  if (f.h.chunk_index >= count) {
+    Refuse(rid, &who, "wrong_shape", "theta chunk " + std::to_string(f.h.chunk_index) + " of " +
+                                         std::to_string(count));
+    return;
+  }
+  const uint64_t off = uint64_t{f.h.chunk_index} * chunk, cnt = std::min(chunk, n - off);
+  std::vector<uint8_t> payload(4 * cnt);
+  for (uint64_t i = 0; i < cnt; ++i) PutF32(payload.data() + 4 * i, frozen_[off + i]);
+  FrameHeader h;
+  h.type = MsgType::kThetaChunk;
+  h.codec = Codec::kFp32;
+  h.base_version = frozen_version_;
+  h.chunk_index = f.h.chunk_index;
+  h.chunk_count = count;
+  h.total_elements = n;
+  h.element_offset = off;
+  h.element_count = cnt;
+  h.content_hash = frozen_hash_;
+  Send(rid, h, payload, &who);
+}
+
+Json Server::StatusJson() const {
+  Json peers = Json::array();
+  const double now = Now();
+  for (const auto& [key, pl] : live_) {
+    Json p = {{"name", pl.name}, {"key", KeyHex(key)}, {"state", pl.state},
+              {"seen_s_ago", std::round((now - pl.last_seen) * 10) / 10}, {"bytes_in", pl.bytes_in},
+              {"bytes_out", pl.bytes_out}, {"refused", pl.refused}, {"lease", pl.lease}};
+    if (auto it = st_->peers().find(key); it != st_->peers().end()) {
+      p["contributions"] = it->second.contributions;
+      p["tokens"] = it->second.tokens;
+    } else {
+      p["contributions"] = 0;
+      p["tokens"] = 0;
+    }
+    peers.push_back(p);
+  }
+  return Json{{"run_id", st_->config().run_id},
+              {"version", st_->version()},
+              {"theta_hash", HashHex(st_->theta_hash())},
+              {"accepted", st_->accepted()},
+              {"applied_since_start", applied_},
+              {"uptime_s", std::round((now - t0_) * 10) / 10},
+              {"peers", peers},
+              {"staleness_histogram", tau_hist_},
+              {"bytes_in", bytes_in_},
+              {"bytes_out", bytes_out_},
+              {"frames_in", frames_in_},
+              {"dropped_sends", dropped_sends_},
+              {"refusals", refusals_},
+              {"zap_admitted", zap_->admitted()},
+              {"zap_denied", zap_->denied()},
+              {"members", members_.members.size()}};
+}
+
+void Server::OnStatus(zmq::message_t& rid) { SendJson(rid, MsgType::kStatusReply, StatusJson(), nullptr, st_->version()); }
+
+void Server::Announce() {
+  FrameHeader h;
+  h.type = MsgType::kAnnounce;
+  h.base_version = st_->version();
+  h.content_hash = st_->theta_hash();
+  h.run_id = st_->config().run_id;
+  h.peer_key = id_.sign_pk;
+  h.sequence = ++out_seq_;
+  Result<std::vector<uint8_t>> bytes = EncodeFrame(h, {}, id_.sign_sk);
+  if (bytes.ok()) {
+    zmq::message_t m(bytes->data(), bytes->size());
+    (void)pub_.send(m, zmq::send_flags::dontwait);  // PUB drops for slow subscribers by design
+  }
+  last_announce_ = Now();
+}
+
+void Server::CheckLeases() {
+  const double now = Now(), lease = st_->config().lease_ms / 1000.0;
+  for (auto& [key, pl] : live_) {
+    const double missed = (now - pl.last_seen) / lease;
+    const char* next = missed >= 6 ? "evicted" : missed >= 3 ? "suspect" : "active";
+    if (pl.state != next) {
+      if (std::string(next) == "evicted") partial_.erase(key);  // its half-sent upload goes
+      Metric({{"event", next}, {"peer", pl.name}, {"missed_leases", std::floor(missed)}});
+      pl.state = next;
+    }
+  }
+}
+
+Status Server::Loop() {
+  t0_ = Now();
+  Announce();
+  double last_check = Now();
+  while (!g_aggregator_stop.load()) {
+    zmq::pollitem_t items[] = {{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(100));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Status::IOError(std::string("aggregator: poll: ") + e.what());
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      for (int burst = 0; burst < 64; ++burst) {
+        std::vector<zmq::message_t> parts;
+        zmq::recv_result_t r;
+        try {
+          r = zmq::recv_multipart(router_, std::back_inserter(parts), zmq::recv_flags::dontwait);
+        } catch (const zmq::error_t& e) {
+          if (e.num() == EINTR) break;
+          return Status::IOError(std::string("aggregator: receive: ") + e.what());
+        }
+        if (!r) break;
+        if (parts.size() != 2) {
+          ++refusals_["malformed"];
+          continue;
+        }
+        Handle(parts[0], parts[1]);
+        if (g_aggregator_stop.load()) break;
+      }
+    }
+    const double now = Now();
+    if (now - last_announce_ >= 1.0) Announce();
+    if (now - last_check >= 0.25) {
+      CheckLeases();
+      last_check = now;
+    }
+    if (opt_.stop_at_version && st_->version() >= opt_.stop_at_version) break;
+    if (opt_.max_seconds > 0 && now - t0_ >= opt_.max_seconds) break;
+  }
+  Json s = StatusJson();
+  Metric({{"event", "stop"}, {"version", st_->version()}, {"status", s}});
+  if (!opt_.quiet)
+    std::fprintf(stderr, "strata swarm serve: stopped at version %llu (%llu contributions applied since start)\n",
+                 static_cast<unsigned long long>(st_->version()), static_cast<unsigned long long>(applied_));
+  // Sockets close before the ZAP handler they rely on.
+  router_.close();
+  pub_.close();
+  zap_.reset();
+  if (metrics_) std::fclose(metrics_);
+  metrics_ = nullptr;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunAggregator(const AggregatorOptions& opt) {
+  if (opt.dir.empty()) return Status::InvalidArgument("--out: the aggregator needs a folder for its state");
+  if (opt.key.empty()) return Status::InvalidArgument("--key: the aggregator needs its identity file");
+  if (opt.members.empty()) return Status::InvalidArgument("--members: the aggregator needs the membership list");
+  Server s(opt);
+  if (Status st = s.Setup(); !st.ok()) return st;
+  return s.Loop();
+}
+
+}  // namespace strata::net

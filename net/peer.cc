@@ -1,0 +1,618 @@
+#include "net/peer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <filesystem>
+#include <cstdio>
+#include <thread>
+
+#include "model/data.h"
+#include "model/gpt2.h"
+#include "model/tokenizer.h"
+#include "net/agg_state.h"
+#include "net/pg_codec.h"
+#include "net/run_config.h"
+#include "net/swarm_common.h"
+#include "net/zmq_security.h"
+#include "optim/adamw.h"
+#include "optim/q8_book.h"
+#include "runtime/le.h"
+
+namespace strata::net {
+
+std::atomic<bool> g_peer_stop{false};
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr char kDefaultCorpus[] = "/usr/share/games/fortunes";
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+class Peer {
+ public:
+  explicit Peer(const PeerOptions& o) : opt_(o) {}
+  Result<PeerReport> Run();
+
+ private:
+  Status Setup();
+  Status Join();
+  // Brings global_ to version `target` (its hash `hash`): updates, or theta when too far behind.
+  Status CatchUp(uint64_t target, uint64_t hash);
+  Status FetchTheta();
+  // Fetches update v -> v + 1 into q. NotFound when the aggregator no longer keeps it.
+  Status FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after);
+  Result<Json> Upload(uint64_t seq, uint64_t base, const Q8Tensor& q, uint32_t inner, uint64_t tokens);
+  Result<float> InnerStep();
+  double ValLoss();
+  void Lease(uint32_t inner_done, double step_s);
+  void DrainAnnouncements();
+  void Log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+  void Metric(const Json& j);
+  bool Expired() const { return opt_.max_seconds > 0 && Since(t0_) >= opt_.max_seconds; }
+
+  PeerOptions opt_;
+  PeerReport rep_;
+  zmq::context_t ctx_{1};
+  Identity id_;
+  PublicIdentity server_;
+  std::unique_ptr<SwarmClient> cli_;
+  zmq::socket_t sub_;
+  SwarmRunConfig run_;
+  std::unique_ptr<model::Gpt2> model_;
+  model::TokenCorpus corpus_;
+  std::span<const int32_t> shard_;
+  std::vector<float> global_;  // the global theta at version gv_, bit for bit the aggregator's
+  uint64_t gv_ = 0, gv_hash_ = 0;
+  bool have_global_ = false;
+  uint64_t latest_ = 0, latest_hash_ = 0;  // newest version heard of
+  // Inner optimizer (kept across rounds, as DiLoCo does).
+  std::vector<float> m_, v_;
+  std::unique_ptr<optim::AdamW8bitState> st8_;
+  uint64_t inner_step_ = 0;
+  model::Batch batch_;
+  FILE* metrics_ = nullptr;
+  Clock::time_point t0_ = Clock::now(), last_lease_ = Clock::now();
+};
+
+void Peer::Log(const char* fmt, ...) {
+  if (opt_.quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::fprintf(stderr, "[%s %7.1fs] ", id_.name.c_str(), Since(t0_));
+  std::vfprintf(stderr, fmt, ap);
+  std::fputc('\n', stderr);
+  va_end(ap);
+}
+
+void Peer::Metric(const Json& j) {
+  if (!metrics_) return;
+  std::fprintf(metrics_, "%s\n", j.dump().c_str());
+  std::fflush(metrics_);
+}
+
+Status Peer::Setup() {
+  if (opt_.shards == 0 || opt_.shard >= opt_.shards)
+    return Status::InvalidArgument("--shard " + std::to_string(opt_.shard) + "/" + std::to_string(opt_.shards) +
+                                   ": the shard must be below the number of shards");
+  if (opt_.inner_steps == 0) return Status::InvalidArgument("--inner-steps must be at least 1");
+  if (opt_.optimizer != "adamw" && opt_.optimizer != "adamw8bit")
+    return Status::InvalidArgument("--optimizer must be adamw or adamw8bit (got " + opt_.optimizer + ")");
+  if (opt_.merge != "hard" && opt_.merge != "dppf")
+    return Status::InvalidArgument("--merge must be hard or dppf (got " + opt_.merge + ")");
+  if (!(opt_.slowdown >= 1.0) || opt_.slowdown > 100)
+    return Status::InvalidArgument("--slowdown must be in [1, 100]");
+  if (opt_.window == 0 || opt_.window > 64) return Status::InvalidArgument("--window must be in [1, 64]");
+  if (!(opt_.dppf_alpha >= 0 && opt_.dppf_alpha <= 1)) return Status::InvalidArgument("--dppf-alpha must be in [0, 1]");
+  if (!(opt_.timeout_s > 0)) return Status::InvalidArgument("--timeout must be positive");
+  Result<Identity> id = LoadIdentity(opt_.key);
+  if (!id.ok()) return id.status();
+  id_ = std::move(*id);
+  Result<PublicIdentity> srv = LoadPublicIdentity(opt_.server_key);
+  if (!srv.ok()) return srv.status();
+  server_ = std::move(*srv);
+  if (!opt_.out.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt_.out, ec);
+    metrics_ = std::fopen((opt_.out + "/metrics.jsonl").c_str(), "a");
+    if (!metrics_) return Status::IOError("cannot open " + opt_.out + "/metrics.jsonl");
+  }
+  Result<std::unique_ptr<SwarmClient>> c = SwarmClient::Connect(ctx_, id_, opt_.server, server_);
+  if (!c.ok()) return c.status();
+  cli_ = std::move(*c);
+  return Status::Ok();
+}
+
+Status Peer::Join() {
+  Result<Json> w = cli_->Request(MsgType::kHello, Json{{"name", id_.name}}, MsgType::kWelcome,
+                                 milliseconds(static_cast<int64_t>(opt_.timeout_s * 1000)));
+  if (!w.ok())
+    return Status(w.status().code(), "joining " + opt_.server + ": " + w.status().message() +
+                                         " (is `strata swarm serve` running there, with this key on its list?)");
+  if (!w->contains("run") || !w->contains("version") || !w->contains("theta_hash") || !w->contains("pub"))
+    return Status::Corruption("Welcome from the aggregator lacks run, version, theta_hash or pub");
+  Result<SwarmRunConfig> run = SwarmRunConfigFromJson((*w)["run"].dump());
+  if (!run.ok()) return run.status();
+  run_ = *run;
+  cli_->set_run_id(run_.run_id);
+  latest_ = (*w)["version"].get<uint64_t>();
+  Result<uint64_t> hh = ParseHashHex((*w)["theta_hash"].get<std::string>());
+  if (!hh.ok()) return hh.status();
+  latest_hash_ = *hh;
+  // Announcements: version and hash, so a peer knows when it is behind without asking.
+  std::string pub = (*w)["pub"].get<std::string>();
+  {
+    // The PUB endpoint the aggregator reports may be a wildcard: reach it on the ROUTER's host.
+    std::string host_ep = opt_.server;
+    const size_t colon = host_ep.rfind(':');
+    const size_t pcolon = pub.rfind(':');
+    if (colon != std::string::npos && pcolon != std::string::npos)
+      pub = host_ep.substr(0, colon) + pub.substr(pcolon);
+  }
+  try {
+    sub_ = zmq::socket_t(ctx_, zmq::socket_type::sub);
+    if (Status s = ConfigureCurveClient(sub_, id_, server_.curve_pk); !s.ok()) return s;
+    LivenessOptions lo;
+    lo.max_msg_bytes = 4096;
+    ConfigureLiveness(sub_, lo);
+    sub_.set(zmq::sockopt::subscribe, "");
+    sub_.connect(pub);
+  } catch (const zmq::error_t& e) {
+    return Status::IOError("cannot subscribe to " + pub + ": " + e.what());
+  }
+
+  Result<std::unique_ptr<model::Tokenizer>> tok = model::LoadTokenizer(run_.tokenizer);
+  if (!tok.ok()) return tok.status();
+  model::CorpusOptions co;
+  std::string data = opt_.data.empty() ? std::string(kDefaultCorpus) : opt_.data;
+  Result<model::TokenCorpus> corpus = model::LoadCorpus(data, **tok, co);
+  if (!corpus.ok()) return corpus.status();
+  corpus_ = std::move(*corpus);
+  if (corpus_.vocab_size > run_.model.vocab)
+    return Status::InvalidArgument("the corpus' tokenizer has " + std::to_string(corpus_.vocab_size) +
+                                   " tokens, the run's model " + std::to_string(run_.model.vocab));
+  const size_t len = corpus_.train.size();
+  const size_t lo = len * opt_.shard / opt_.shards, hi = len * (opt_.shard + 1) / opt_.shards;
+  shard_ = std::span<const int32_t>(corpus_.train).subspan(lo, hi - lo);
+  if (shard_.size() < static_cast<size_t>(opt_.seq + 2))
+    return Status::InvalidArgument("shard " + std::to_string(opt_.shard) + "/" + std::to_string(opt_.shards) + " of " +
+                                   data + " has only " + std::to_string(shard_.size()) + " tokens");
+  if (opt_.seq > run_.model.n_ctx)
+    return Status::InvalidArgument("--seq " + std::to_string(opt_.seq) + " exceeds the model's context " +
+                                   std::to_string(run_.model.n_ctx));
+  Result<std::unique_ptr<model::Gpt2>> m = model::Gpt2::Create(run_.model, opt_.threads);
+  if (!m.ok()) return m.status();
+  model_ = std::move(*m);
+  const size_t n = model_->num_params();
+  if (opt_.optimizer == "adamw") {
+    m_.assign(n, 0.0f);
+    v_.assign(n, 0.0f);
+  } else {
+    st8_ = std::make_unique<optim::AdamW8bitState>(static_cast<int64_t>(n));
+  }
+  Log("joined run %llu: %s, %zu parameters; version %llu; shard %u/%u (%zu tokens); H=%u, %s",
+      static_cast<unsigned long long>(run_.run_id), run_.model.ToString().c_str(), n,
+      static_cast<unsigned long long>(latest_), opt_.shard, opt_.shards, shard_.size(), opt_.inner_steps,
+      opt_.optimizer.c_str());
+  // Version 0 is theta from the run's seed: build it here and check it against the hash.
+  global_.assign(n, 0.0f);
+  if (latest_ == 0) {
+    model_->InitRandom(run_.init_seed);
+    std::copy(model_->params().begin(), model_->params().end(), global_.begin());
+    if (ThetaHash(global_) == latest_hash_) {
+      gv_ = 0;
+      gv_hash_ = latest_hash_;
+      have_global_ = true;
+    }
+  }
+  if (Status s = CatchUp(latest_, latest_hash_); !s.ok()) return s;
+  std::copy(global_.begin(), global_.end(), model_->params().begin());
+  return Status::Ok();
+}
+
+Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
+  const uint64_t n = global_.size(), chunk = run_.chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  q->n = n;
+  q->codes.assign(n, 0);
+  q->absmax.assign(q8::NumBlocks(static_cast<int64_t>(n)), 0.0f);
+  std::vector<uint8_t> got(count, 0);
+  uint32_t received = 0, next = 0;
+  *hash_after = 0;
+  auto request = [&](uint32_t i) {
+    FrameHeader h;
+    h.type = MsgType::kFetchUpdates;
+    h.base_version = v;
+    h.chunk_index = i;
+    return cli_->Send(h, {});
+  };
+  auto last_progress = Clock::now();
+  while (next < std::min(count, opt_.window)) {
+    if (Status s = request(next++); !s.ok()) return s;
+  }
+  while (received < count) {
+    if (Since(last_progress) > opt_.timeout_s)
+      return Status::Unavailable("fetching update " + std::to_string(v) + ": the aggregator is silent");
+    Result<Received> r = cli_->Recv(milliseconds(1000));
+    if (!r.ok()) {
+      if (!r.status().IsUnavailable()) return r.status();
+      for (uint32_t i = 0; i < next; ++i)  // re-ask what has not come (lost, or the aggregator restarted)
+        if (!got[i]) {
+          if (Status s = request(i); !s.ok() && !s.IsUnavailable()) return s;
+        }
+      continue;
+    }
+    const FrameView& f = r->view;
+    if (f.h.type == MsgType::kRefusal) {
+      Result<Json> j = ParseJsonPayload(f);
+      const std::string reason = j.ok() ? j->value("reason", "") : "";
+      if (reason == "behind") return Status::NotFound("update " + std::to_string(v) + " is no longer kept");
+      if (reason == "up_to_date") return Status::NotFound("no update after " + std::to_string(v));
+      Log("refusal while fetching: %s", j.ok() ? j->dump().c_str() : "?");
+      continue;
+    }
+    if (f.h.type != MsgType::kUpdateChunk || f.h.base_version != v || f.h.chunk_index >= count || got[f.h.chunk_index])
+      continue;  // a late reply to an earlier request
+    const uint64_t off = uint64_t{f.h.chunk_index} * chunk;
+    const uint64_t cnt = std::min<uint64_t>(chunk, n - off);
+    if (f.h.total_elements != n || f.h.element_offset != off || f.h.element_count != cnt)
+      return Status::Corruption("update chunk " + std::to_string(f.h.chunk_index) + " has the wrong shape");
+    if (Status s = UnpackQ8(f.payload, cnt, std::span<uint8_t>(q->codes).subspan(off, cnt),
+                            std::span<float>(q->absmax).subspan(off / q8::kBlock, q8::NumBlocks(cnt)));
+        !s.ok())
+      return s;
+    if (*hash_after == 0) *hash_after = f.h.content_hash;
+    if (f.h.content_hash != *hash_after) return Status::Corruption("update chunks disagree on the resulting hash");
+    got[f.h.chunk_index] = 1;
+    ++received;
+    last_progress = Clock::now();
+    if (next < count) {
+      if (Status s = request(next++); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Peer::FetchTheta() {
+  const uint64_t n = global_.size(), chunk = run_.chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::vector<uint8_t> got(count, 0);
+    uint32_t received = 0, next = 0;
+    uint64_t version = 0, hash = 0;
+    bool restart = false;
+    auto request = [&](uint32_t i) {
+      FrameHeader h;
+      h.type = MsgType::kFetchTheta;
+      h.chunk_index = i;
+      return cli_->Send(h, {});
+    };
+    while (next < std::min(count, opt_.window)) {
+      if (Status s = request(next++); !s.ok()) return s;
+    }
+    auto last_progress = Clock::now();
+    while (received < count && !restart) {
+      if (Since(last_progress) > opt_.timeout_s) return Status::Unavailable("fetching theta: the aggregator is silent");
+      Result<Received> r = cli_->Recv(milliseconds(1000));
+      if (!r.ok()) {
+        if (!r.status().IsUnavailable()) return r.status();
+        for (uint32_t i = 0; i < next; ++i)
+          if (!got[i]) {
+            if (Status s = request(i); !s.ok() && !s.IsUnavailable()) return s;
+          }
+        continue;
+      }
+      const FrameView& f = r->view;
+      if (f.h.type != MsgType::kThetaChunk || f.h.chunk_index >= count) continue;
+      if (received == 0 && version == 0 && hash == 0) {
+        version = f.h.base_version;
+        hash = f.h.content_hash;
+      } else if (f.h.base_version != version || f.h.content_hash != hash) {
+        restart = true;  // the aggregator moved its frozen copy: start again at the new version
+        break;
+      }
+      if (got[f.h.chunk_index]) continue;
+      const uint64_t off = uint64_t{f.h.chunk_index} * chunk, cnt = std::min<uint64_t>(chunk, n - off);
+      if (f.h.total_elements != n || f.h.element_offset != off || f.h.element_count != cnt)
+        return Status::Corruption("theta chunk " + std::to_string(f.h.chunk_index) + " has the wrong shape");
+      for (uint64_t i = 0; i < cnt; ++i) global_[off + i] = GetF32(f.payload.data() + 4 * i);
+      got[f.h.chunk_index] = 1;
+      ++received;
+      last_progress = Clock::now();
+      if (next < count) {
+        if (Status s = request(next++); !s.ok()) return s;
+      }
+    }
+    if (restart) continue;
+    if (ThetaHash(global_) != hash)
+      return Status::Corruption("theta of version " + std::to_string(version) + " does not match its hash");
+    gv_ = version;
+    gv_hash_ = hash;
+    have_global_ = true;
+    ++rep_.theta_downloads;
+    Log("downloaded theta at version %llu", static_cast<unsigned long long>(version));
+    return Status::Ok();
+  }
+  return Status::Unavailable("theta kept changing during 5 downloads");
+}
+
+Status Peer::CatchUp(uint64_t target, uint64_t hash) {
+  if (!have_global_) {
+    if (Status s = FetchTheta(); !s.ok()) return s;
+  }
+  Q8Tensor q;
+  while (gv_ < target) {
+    uint64_t after = 0;
+    Status s = FetchUpdate(gv_, &q, &after);
+    if (s.IsNotFound()) {
+      if (Status t = FetchTheta(); !t.ok()) return t;
+      continue;
+    }
+    if (!s.ok()) return s;
+    ApplyQ8Step(q, global_);
+    gv_ += 1;
+    gv_hash_ = ThetaHash(global_);
+    if (gv_hash_ != after)
+      return Status::Corruption("replica diverged: theta of version " + std::to_string(gv_) + " hashes to " +
+                                HashHex(gv_hash_) + ", the aggregator's to " + HashHex(after));
+  }
+  if (gv_ == target && hash != 0 && gv_hash_ != hash)
+    return Status::Corruption("replica diverged at version " + std::to_string(gv_));
+  return Status::Ok();
+}
+
+void Peer::DrainAnnouncements() {
+  for (;;) {
+    zmq::message_t m;
+    zmq::recv_result_t r;
+    try {
+      r = sub_.recv(m, zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (!r) return;
+    Result<FrameView> f = DecodeFrame({static_cast<const uint8_t*>(m.data()), m.size()});
+    if (!f.ok() || f->h.type != MsgType::kAnnounce || f->h.peer_key != server_.sign_pk || f->h.run_id != run_.run_id ||
+        !VerifyFrame(*f).ok())
+      continue;
+    if (f->h.base_version > latest_) {
+      latest_ = f->h.base_version;
+      latest_hash_ = f->h.content_hash;
+    }
+  }
+}
+
+void Peer::Lease(uint32_t inner_done, double step_s) {
+  if (std::chrono::duration<double>(Clock::now() - last_lease_).count() * 1000 < run_.lease_ms) return;
+  last_lease_ = Clock::now();
+  const double tps = step_s > 0 ? opt_.batch * opt_.seq / step_s : 0;
+  Json j = {{"round", rep_.rounds}, {"step", inner_step_}, {"inner", inner_done}, {"tokens_per_s", std::round(tps)},
+            {"eta_s", std::round((opt_.inner_steps - inner_done) * step_s * 10) / 10}, {"version", gv_}};
+  (void)cli_->SendJson(MsgType::kLease, j).ok();  // best effort: a full queue just skips a lease
+}
+
+Result<float> Peer::InnerStep() {
+  model::DrawTrainBatch(shard_, opt_.seed * 1000003 + opt_.shard, inner_step_, opt_.batch, opt_.seq, &batch_);
+  Result<float> loss = model_->Forward(batch_.inputs, batch_.targets, opt_.batch, opt_.seq);
+  if (!loss.ok()) return loss.status();
+  if (Status s = model_->Backward(); !s.ok()) return s;
+  ++inner_step_;
+  optim::AdamWConfig cfg;
+  cfg.lr = opt_.lr * std::min(1.0, static_cast<double>(inner_step_) / std::max<uint32_t>(1, opt_.warmup));
+  cfg.beta1 = opt_.beta1;
+  cfg.beta2 = opt_.beta2;
+  cfg.weight_decay = opt_.weight_decay;
+  Status s = st8_ ? st8_->Step(cfg, model_->params(), model_->grads())
+                  : optim::AdamWStep(cfg, static_cast<int64_t>(inner_step_), model_->params(), model_->grads(), m_, v_);
+  if (!s.ok()) return s;
+  return *loss;
+}
+
+double Peer::ValLoss() {
+  double sum = 0;
+  int n = 0;
+  model::Batch b;
+  for (int i = 0; i < opt_.eval_batches; ++i) {
+    model::DrawValBatch(corpus_.val, static_cast<uint64_t>(i), opt_.batch, opt_.seq, &b);
+    Result<float> l = model_->Forward(b.inputs, b.targets, opt_.batch, opt_.seq);
+    if (l.ok()) {
+      sum += *l;
+      ++n;
+    }
+  }
+  return n ? sum / n : NAN;
+}
+
+Result<Json> Peer::Upload(uint64_t seq, uint64_t base, const Q8Tensor& q, uint32_t inner, uint64_t tokens) {
+  const uint64_t n = q.n, chunk = run_.chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  std::vector<uint8_t> acked(count, 0);
+  uint32_t next = 0, nacked = 0;
+  std::vector<uint8_t> payload;
+  auto send = [&](uint32_t i) {
+    const uint64_t off = uint64_t{i} * chunk, cnt = std::min<uint64_t>(chunk, n - off);
+    payload.clear();
+    PackQ8(std::span<const uint8_t>(q.codes).subspan(off, cnt),
+           std::span<const float>(q.absmax).subspan(off / q8::kBlock, q8::NumBlocks(static_cast<int64_t>(cnt))),
+           payload);
+    FrameHeader h;
+    h.type = MsgType::kContribChunk;
+    h.codec = Codec::kQ8Signed;
+    h.sequence = seq;
+    h.base_version = base;
+    h.chunk_index = i;
+    h.chunk_count = count;
+    h.total_elements = n;
+    h.element_offset = off;
+    h.element_count = cnt;
+    h.inner_steps = inner;
+    h.tokens = tokens;
+    return cli_->Send(h, payload);
+  };
+  while (next < std::min(count, opt_.window)) {
+    if (Status s = send(next++); !s.ok()) return s;
+  }
+  auto last_progress = Clock::now();
+  int quiet_rounds = 0;
+  for (;;) {
+    if (Since(last_progress) > opt_.timeout_s)
+      return Status::Unavailable("uploading contribution " + std::to_string(seq) + ": the aggregator is silent");
+    Result<Received> r = cli_->Recv(milliseconds(2000));
+    if (!r.ok()) {
+      if (!r.status().IsUnavailable()) return r.status();
+      // Nothing for 2 s: resend what was not acknowledged; after two quiet rounds with everything
+      // acknowledged (an aggregator restart loses uploads in progress), resend it all.
+      ++quiet_rounds;
+      const bool all = nacked == count || quiet_rounds >= 3;
+      for (uint32_t i = 0; i < next; ++i)
+        if (all || !acked[i]) {
+          if (Status s = send(i); !s.ok() && !s.IsUnavailable()) return s;
+        }
+      if (all) quiet_rounds = 0;
+      continue;
+    }
+    const FrameView& f = r->view;
+    if (f.h.type == MsgType::kChunkAck && f.h.sequence == seq && f.h.chunk_index < count) {
+      last_progress = Clock::now();
+      quiet_rounds = 0;
+      if (!acked[f.h.chunk_index]) {
+        acked[f.h.chunk_index] = 1;
+        ++nacked;
+      }
+      if (next < count) {
+        if (Status s = send(next++); !s.ok()) return s;
+      }
+      continue;
+    }
+    if (f.h.type == MsgType::kResult && f.h.sequence == seq) return ParseJsonPayload(f);
+    if (f.h.type == MsgType::kRefusal) {
+      Result<Json> j = ParseJsonPayload(f);
+      Log("refusal during upload: %s", j.ok() ? j->dump().c_str() : "?");
+    }
+  }
+}
+
+Result<PeerReport> Peer::Run() {
+  if (Status s = Setup(); !s.ok()) return s;
+  if (Status s = Join(); !s.ok()) return s;
+  const size_t n = global_.size();
+  ErrorFeedbackEncoder ef(n);
+  std::vector<float> start(n), delta(n);
+  Q8Tensor q;
+  double last_val = NAN;
+  while (!g_peer_stop.load() && !Expired()) {
+    if (opt_.rounds && rep_.rounds >= opt_.rounds) break;
+    DrainAnnouncements();
+    if (opt_.stop_at_version && std::max(latest_, gv_) >= opt_.stop_at_version) break;
+    const uint64_t base = gv_;
+    std::copy(model_->params().begin(), model_->params().end(), start.begin());
+    const auto round_t0 = Clock::now();
+    double loss_sum = 0;
+    uint32_t done = 0;
+    double step_s = 0;
+    for (; done < opt_.inner_steps && !g_peer_stop.load(); ++done) {
+      const auto t = Clock::now();
+      Result<float> l = InnerStep();
+      if (!l.ok()) return l.status();
+      loss_sum += *l;
+      double dt = Since(t);
+      if (opt_.slowdown > 1.0) {
+        std::this_thread::sleep_for(std::chrono::duration<double>((opt_.slowdown - 1.0) * dt));
+        dt = Since(t);
+      }
+      step_s = step_s == 0 ? dt : 0.8 * step_s + 0.2 * dt;
+      Lease(done + 1, step_s);
+    }
+    if (done == 0) break;
+    const auto params = model_->params();
+    for (size_t i = 0; i < n; ++i) delta[i] = start[i] - params[i];
+    if (Status s = ef.EncodeChecked(delta, q); !s.ok())
+      return Status::InvalidArgument("round " + std::to_string(rep_.rounds) + ": " + s.message() +
+                                     " (training diverged: lower --lr)");
+    const uint64_t tokens = uint64_t{done} * opt_.batch * opt_.seq;
+    const uint64_t seq = cli_->NextSequence();
+    Result<Json> res = Upload(seq, base, q, done, tokens);
+    if (!res.ok()) return res.status();
+    ++rep_.rounds;
+    const std::string verdict = res->value("verdict", "");
+    const uint64_t version = res->value("version", uint64_t{0});
+    Result<uint64_t> hash = ParseHashHex(res->value("theta_hash", std::string("0000000000000000")));
+    if (!hash.ok()) return hash.status();
+    if (verdict == "applied" || verdict == "pending") ++rep_.applied;
+    else if (verdict == "duplicate") ++rep_.duplicates;
+    else {
+      ++rep_.refused;
+      ++rep_.resyncs;
+      Log("contribution %llu refused: %s; resynchronising", static_cast<unsigned long long>(seq),
+          res->value("reason", "").c_str());
+    }
+    if (version > latest_) {
+      latest_ = version;
+      latest_hash_ = *hash;
+    }
+    DrainAnnouncements();
+    if (run_.sync_peers > 0) {
+      // Synchronous baseline: wait for the round's new version (everyone's contribution in it).
+      const auto wait_t0 = Clock::now();
+      while (latest_ <= base && !g_peer_stop.load()) {
+        if (Since(wait_t0) > opt_.timeout_s) return Status::Unavailable("waiting for the synchronous round to end");
+        std::this_thread::sleep_for(milliseconds(20));
+        DrainAnnouncements();
+        if (opt_.stop_at_version && latest_ >= opt_.stop_at_version) break;
+      }
+    }
+    if (Status s = CatchUp(latest_, latest_hash_); !s.ok()) return s;
+    // Merge rule.
+    auto x = model_->params();
+    if (opt_.merge == "hard") {
+      std::copy(global_.begin(), global_.end(), x.begin());
+    } else {
+      double norm_sq = 0;
+      for (size_t i = 0; i < n; ++i) norm_sq += double(x[i] - global_[i]) * (x[i] - global_[i]);
+      const float norm = static_cast<float>(std::sqrt(norm_sq));
+      const float push = norm > 0 ? opt_.dppf_lambda / norm : 0.0f;
+      for (size_t i = 0; i < n; ++i) {
+        const float d = x[i] - global_[i];
+        x[i] = x[i] - opt_.dppf_alpha * d + push * d;
+      }
+    }
+    Json m = {{"t", Since(t0_)},     {"round", rep_.rounds}, {"base_version", base},
+              {"verdict", verdict},  {"version", gv_},       {"tau", res->value("tau", 0)},
+              {"train_loss", loss_sum / done}, {"inner_steps", done}, {"tokens", tokens},
+              {"round_s", Since(round_t0)}, {"bytes_up", cli_->bytes_out()}, {"bytes_down", cli_->bytes_in()}};
+    if (opt_.eval_every && rep_.rounds % opt_.eval_every == 0) {
+      // Validation of the global model (what the swarm produced), not of the local merge.
+      std::vector<float> keep(x.begin(), x.end());
+      std::copy(global_.begin(), global_.end(), x.begin());
+      last_val = ValLoss();
+      std::copy(keep.begin(), keep.end(), x.begin());
+      m["val_loss"] = last_val;
+    }
+    Metric(m);
+    Log("round %llu: %s (base %llu, tau %d) -> version %llu, train %.4f%s", static_cast<unsigned long long>(rep_.rounds),
+        verdict.c_str(), static_cast<unsigned long long>(base), res->value("tau", 0),
+        static_cast<unsigned long long>(gv_), loss_sum / done,
+        std::isnan(last_val) ? "" : (", val " + std::to_string(last_val).substr(0, 6)).c_str());
+  }
+  rep_.version = gv_;
+  rep_.val_loss = last_val;
+  rep_.bytes_up = cli_->bytes_out();
+  rep_.bytes_down = cli_->bytes_in();
+  if (metrics_) std::fclose(metrics_);
+  metrics_ = nullptr;
+  return rep_;
+}
+
+}  // namespace
+
+Result<PeerReport> RunPeer(const PeerOptions& opt) {
+  Peer p(opt);
+  return p.Run();
+}
+
+}  // namespace strata::net

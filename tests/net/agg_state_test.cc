@@ -1,0 +1,375 @@
+// The aggregator's durable state machine: snapshots, the write-ahead log, replay after a crash
+// (including a real SIGKILL at random instants), duplicates, refusals, and its corruption cases.
+#include "net/agg_state.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "net/pg_codec.h"
+#include "tests/offload/temp_dir.h"
+
+namespace strata::net {
+namespace {
+
+SwarmRunConfig SmallRun(uint32_t apply_every = 1) {
+  SwarmRunConfig c;
+  c.run_id = 77;
+  c.model.n_layer = 1;
+  c.model.n_head = 1;
+  c.model.n_embd = 8;
+  c.model.n_ctx = 8;
+  c.model.vocab = 13;  // an awkward size: n is not a multiple of 256
+  c.chunk_elems = 256;
+  c.snapshot_every = 3;
+  c.history = 4;
+  c.outer.apply_every = apply_every;
+  return c;
+}
+
+PeerKey Key(uint8_t b) {
+  PeerKey k{};
+  k.fill(b);
+  return k;
+}
+
+// Contribution i of a fixed, seeded stream (what a peer would send).
+Contribution MakeContribution(uint64_t n, uint64_t i, uint64_t base_version, uint8_t peer = 1) {
+  std::mt19937_64 rng(1000 + i);
+  std::normal_distribution<float> d(0.0f, 1e-3f);
+  std::vector<float> delta(n);
+  for (float& x : delta) x = d(rng);
+  Contribution c;
+  c.peer = Key(peer);
+  c.sequence = i + 1;
+  c.base_version = base_version;
+  c.inner_steps = 5;
+  c.tokens = 640;
+  ErrorFeedbackEncoder ef(n);
+  ef.Encode(delta, c.delta);
+  return c;
+}
+
+std::string ReadFile(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+void WriteFile(const std::string& p, const std::string& b) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << b;
+}
+
+TEST(AggState, CreatesVersionZeroFromTheSeedAndReopens) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ((*a)->version(), 0u);
+  const uint64_t h0 = (*a)->theta_hash();
+  EXPECT_EQ(h0, ThetaHash((*a)->theta()));
+  a->reset();
+  auto b = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ((*b)->theta_hash(), h0);
+  // Another run in the same folder is refused by name.
+  SwarmRunConfig other = cfg;
+  other.run_id = 78;
+  auto c = AggState::Open(dir.path(), other);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("run 77"), std::string::npos) << c.status();
+}
+
+TEST(AggState, AppliesUpdatesThatReplicasRebuildBitForBit) {
+  TempDir dir;
+  auto a = AggState::Open(dir.path(), SmallRun());
+  ASSERT_TRUE(a.ok()) << a.status();
+  AggState& st = **a;
+  const uint64_t n = st.theta().size();
+  std::vector<float> replica(st.theta().begin(), st.theta().end());
+  for (uint64_t i = 0; i < 7; ++i) {
+    auto o = st.Submit(MakeContribution(n, i, st.version()));
+    ASSERT_TRUE(o.ok()) << o.status();
+    ASSERT_EQ(o->verdict, SubmitVerdict::kApplied) << o->reason;
+    const Q8Tensor* q = st.Update(st.version() - 1);
+    ASSERT_NE(q, nullptr);
+    ApplyQ8Step(*q, replica);
+    ASSERT_EQ(ThetaHash(replica), st.theta_hash()) << "version " << st.version();
+    ASSERT_EQ(st.UpdateHash(st.version() - 1), st.theta_hash());
+  }
+  EXPECT_EQ(st.version(), 7u);
+  // History keeps the last 4 updates only.
+  EXPECT_EQ(st.oldest_update(), 3u);
+  EXPECT_EQ(st.Update(2), nullptr);
+  EXPECT_NE(st.Update(6), nullptr);
+  EXPECT_EQ(st.Update(7), nullptr);
+}
+
+TEST(AggState, SameContributionTwiceChangesNothing) {
+  TempDir dir;
+  auto a = AggState::Open(dir.path(), SmallRun());
+  ASSERT_TRUE(a.ok()) << a.status();
+  AggState& st = **a;
+  Contribution c = MakeContribution(st.theta().size(), 0, 0);
+  ASSERT_EQ(st.Submit(c)->verdict, SubmitVerdict::kApplied);
+  const uint64_t h = st.theta_hash(), v = st.version();
+  const std::string wal = ReadFile(dir / "wal.log");
+  auto again = st.Submit(c);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->verdict, SubmitVerdict::kDuplicate);
+  EXPECT_EQ(st.theta_hash(), h);
+  EXPECT_EQ(st.version(), v);
+  EXPECT_EQ(ReadFile(dir / "wal.log"), wal) << "a duplicate must not be logged";
+  // An older sequence is a duplicate too; a newer one from another peer is not.
+  Contribution other = MakeContribution(st.theta().size(), 0, st.version(), /*peer=*/2);
+  EXPECT_EQ(st.Submit(other)->verdict, SubmitVerdict::kApplied);
+}
+
+TEST(AggState, RefusalsLeaveStateAndLogUntouched) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  cfg.outer.tau_max = 2;
+  cfg.snapshot_every = 100;
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok()) << a.status();
+  AggState& st = **a;
+  const uint64_t n = st.theta().size();
+  for (uint64_t i = 0; i < 4; ++i) ASSERT_EQ(st.Submit(MakeContribution(n, i, st.version()))->verdict, SubmitVerdict::kApplied);
+  const uint64_t h = st.theta_hash();
+  const std::string wal = ReadFile(dir / "wal.log");
+  auto expect_refused = [&](const Contribution& c, const std::string& code) {
+    auto o = st.Submit(c);
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->verdict, SubmitVerdict::kRefused);
+    EXPECT_EQ(o->code, code) << o->reason;
+    EXPECT_EQ(st.theta_hash(), h);
+    EXPECT_EQ(ReadFile(dir / "wal.log"), wal);
+  };
+  expect_refused(MakeContribution(n, 10, /*base=*/1), "too_stale");  // tau = 3 > 2
+  expect_refused(MakeContribution(n, 11, /*base=*/9), "from_future");
+  Contribution zero = MakeContribution(n, 12, st.version());
+  zero.inner_steps = 0;
+  expect_refused(zero, "zero_inner_steps");
+  Contribution shape = MakeContribution(n + 1, 13, st.version());
+  expect_refused(shape, "wrong_shape");
+  Contribution nan = MakeContribution(n, 14, st.version());
+  nan.delta.absmax[nan.delta.absmax.size() - 1] = NAN;
+  expect_refused(nan, "non_finite");
+  Contribution huge = MakeContribution(n, 15, st.version());
+  for (float& m : huge.delta.absmax) m *= 1e4f;  // 10^4 x the running RMS: an outlier
+  expect_refused(huge, "outlier");
+  // Staleness 2 is still accepted.
+  EXPECT_EQ(st.Submit(MakeContribution(n, 16, st.version() - 2))->verdict, SubmitVerdict::kApplied);
+}
+
+TEST(AggState, ApplyEveryKHoldsPendingAcrossRestarts) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun(/*apply_every=*/3);
+  uint64_t n = 0, h_uninterrupted = 0;
+  {
+    TempDir ref;
+    auto r = AggState::Open(ref.path(), cfg);
+    ASSERT_TRUE(r.ok()) << r.status();
+    n = (*r)->theta().size();
+    for (uint64_t i = 0; i < 7; ++i) {
+      auto o = (*r)->Submit(MakeContribution(n, i, (*r)->version()));
+      ASSERT_TRUE(o.ok());
+      EXPECT_EQ(o->verdict, (i % 3 == 2) ? SubmitVerdict::kApplied : SubmitVerdict::kPending) << i;
+    }
+    EXPECT_EQ((*r)->version(), 2u);
+    h_uninterrupted = (*r)->theta_hash();
+  }
+  for (uint64_t i = 0; i < 7; ++i) {  // reopened after every contribution
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE((*a)->Submit(MakeContribution(n, i, (*a)->version())).ok());
+  }
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ((*a)->version(), 2u);
+  EXPECT_EQ((*a)->theta_hash(), h_uninterrupted);
+}
+
+TEST(AggState, ReplayAfterReopenIsBitIdentical) {
+  SwarmRunConfig cfg = SmallRun();
+  TempDir ref, dir;
+  auto r = AggState::Open(ref.path(), cfg);
+  ASSERT_TRUE(r.ok());
+  const uint64_t n = (*r)->theta().size();
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE((*r)->Submit(MakeContribution(n, i, (*r)->version())).ok());
+  for (uint64_t i = 0; i < 10; ++i) {
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE((*a)->Submit(MakeContribution(n, i, (*a)->version())).ok());
+    if (i == 9) {
+      EXPECT_EQ((*a)->theta_hash(), (*r)->theta_hash());
+    }
+  }
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->version(), 10u);
+  EXPECT_EQ((*a)->theta_hash(), (*r)->theta_hash());
+  EXPECT_GT((*a)->replayed(), 0u) << "snapshot_every 3: the last version comes from the log";
+  // The replayed state goes on exactly as the uninterrupted one.
+  ASSERT_TRUE((*a)->Submit(MakeContribution(n, 10, 10)).ok());
+  ASSERT_TRUE((*r)->Submit(MakeContribution(n, 10, 10)).ok());
+  EXPECT_EQ((*a)->theta_hash(), (*r)->theta_hash());
+}
+
+TEST(AggState, TornLogTailIsCutAtEveryLength) {
+  SwarmRunConfig cfg = SmallRun();
+  cfg.snapshot_every = 100;
+  TempDir dir;
+  uint64_t n = 0, h1 = 0;
+  {
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok());
+    n = (*a)->theta().size();
+    ASSERT_TRUE((*a)->Submit(MakeContribution(n, 0, 0)).ok());
+    h1 = (*a)->theta_hash();
+    ASSERT_TRUE((*a)->Submit(MakeContribution(n, 1, 1)).ok());
+  }
+  const std::string full = ReadFile(dir / "wal.log");
+  const std::string snap = ReadFile(dir / "snapshot.bin");
+  const size_t rec = (full.size() - 32) / 2;
+  for (size_t cut = 32 + rec; cut < full.size(); cut += 7) {  // inside the second record
+    WriteFile(dir / "wal.log", full.substr(0, cut));
+    WriteFile(dir / "snapshot.bin", snap);
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok()) << "cut at " << cut << ": " << a.status();
+    EXPECT_EQ((*a)->version(), 1u) << cut;
+    EXPECT_EQ((*a)->theta_hash(), h1) << cut;
+    EXPECT_EQ(std::filesystem::file_size(dir / "wal.log"), 32 + rec) << "the torn tail is cut off";
+  }
+}
+
+TEST(AggState, DamagedRecordWithRecordsAfterItIsRefused) {
+  SwarmRunConfig cfg = SmallRun();
+  cfg.snapshot_every = 100;
+  TempDir dir;
+  {
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok());
+    const uint64_t n = (*a)->theta().size();
+    for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE((*a)->Submit(MakeContribution(n, i, i)).ok());
+  }
+  std::string wal = ReadFile(dir / "wal.log");
+  wal[32 + 100] ^= 0x10;  // inside the first record
+  WriteFile(dir / "wal.log", wal);
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(a.status().IsCorruption()) << a.status();
+  EXPECT_NE(a.status().message().find("offset 32"), std::string::npos) << a.status();
+}
+
+TEST(AggState, SnapshotCorruptionCasesAreRefusedByName) {
+  SwarmRunConfig cfg = SmallRun();
+  TempDir dir;
+  {
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE((*a)->Submit(MakeContribution((*a)->theta().size(), 0, 0)).ok());
+    ASSERT_TRUE((*a)->Snapshot().ok());
+  }
+  const std::string good = ReadFile(dir / "snapshot.bin");
+  auto expect = [&](const std::string& bytes, const std::string& words) {
+    WriteFile(dir / "snapshot.bin", bytes);
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_FALSE(a.ok()) << words;
+    EXPECT_TRUE(a.status().IsCorruption()) << a.status();
+    EXPECT_NE(a.status().message().find(words), std::string::npos) << a.status();
+  };
+  std::string bad_magic = good;
+  bad_magic[0] = 'X';
+  expect(bad_magic, "bad magic");
+  std::string bad_version = good;
+  bad_version[4] = 9;
+  expect(bad_version, "unknown snapshot version");
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 1;
+  expect(flipped, "checksum mismatch");
+  for (size_t len = 0; len < good.size(); len += 13) expect(good.substr(0, len), "snapshot");
+  WriteFile(dir / "snapshot.bin", good);
+  EXPECT_TRUE(AggState::Open(dir.path(), cfg).ok());
+}
+
+// A child process submits a fixed stream of contributions and reports each acknowledged one on a
+// pipe; it is SIGKILLed at a random instant, reopened, killed again... Every acknowledged
+// contribution must survive, none may be applied twice, and the end state must equal the
+// uninterrupted run's, bit for bit.
+TEST(AggState, SigkillAtRandomInstantsLosesNothingAndAppliesNothingTwice) {
+  SwarmRunConfig cfg = SmallRun();
+  cfg.snapshot_every = 4;
+  constexpr uint64_t kTotal = 400;
+  TempDir ref, dir;
+  uint64_t n = 0;
+  std::vector<uint64_t> ref_hash(kTotal + 1);
+  {
+    auto r = AggState::Open(ref.path(), cfg);
+    ASSERT_TRUE(r.ok());
+    n = (*r)->theta().size();
+    ref_hash[0] = (*r)->theta_hash();
+    for (uint64_t i = 0; i < kTotal; ++i) {
+      ASSERT_TRUE((*r)->Submit(MakeContribution(n, i, (*r)->version())).ok());
+      ref_hash[i + 1] = (*r)->theta_hash();
+    }
+  }
+  std::mt19937 rng(12345);
+  uint64_t acked = 0;  // highest contribution index acknowledged, plus one
+  int kills = 0;
+  for (int round = 0; round < 40 && acked < kTotal; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      auto a = AggState::Open(dir.path(), cfg);
+      if (!a.ok()) _exit(3);
+      for (uint64_t i = (*a)->accepted(); i < kTotal; ++i) {
+        auto o = (*a)->Submit(MakeContribution(n, i, (*a)->version()));
+        if (!o.ok() || o->verdict != SubmitVerdict::kApplied) _exit(4);
+        uint64_t done = i + 1;
+        if (::write(fds[1], &done, sizeof done) != sizeof done) _exit(5);
+      }
+      _exit(0);
+    }
+    ::close(fds[1]);
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(300, 8000)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    uint64_t done = 0;
+    while (::read(fds[0], &done, sizeof done) == sizeof done) acked = std::max(acked, done);
+    ::close(fds[0]);
+    if (WIFSIGNALED(status)) ++kills;
+    else ASSERT_EQ(WEXITSTATUS(status), 0) << "child failed in round " << round;
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok()) << a.status();
+    // Nothing acknowledged is lost; at most the one in flight at the kill is there in addition.
+    ASSERT_GE((*a)->accepted(), acked) << "round " << round;
+    ASSERT_LE((*a)->accepted(), acked + 1) << "round " << round;
+    ASSERT_EQ((*a)->version(), (*a)->accepted()) << "applied twice?";
+    ASSERT_EQ((*a)->theta_hash(), ref_hash[(*a)->accepted()]) << "round " << round;
+    acked = (*a)->accepted();
+  }
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok());
+  if (a->get()->accepted() < kTotal) {
+    for (uint64_t i = (*a)->accepted(); i < kTotal; ++i) ASSERT_TRUE((*a)->Submit(MakeContribution(n, i, (*a)->version())).ok());
+  }
+  EXPECT_EQ((*a)->theta_hash(), ref_hash[kTotal]);
+  EXPECT_GE(kills, 3) << "the test should kill the child mid-run several times";
+}
+
+}  // namespace
+}  // namespace strata::net

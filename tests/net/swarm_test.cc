@@ -1,0 +1,564 @@
+// The swarm end to end, with real processes on loopback: an aggregator (`strata swarm serve`)
+// and peers (`strata swarm join`) that train the built-in model on disjoint shards of a real
+// corpus. A straggler, a peer killed and rejoining, the aggregator SIGKILLed and restarted, an
+// intruder, a misbehaving member and a lossy link. Every test bounds its time and kills what it
+// started.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "net/agg_state.h"
+#include "net/identity.h"
+#include "net/pg_codec.h"
+#include "net/swarm_common.h"
+#include "net/wire.h"
+#include "tests/offload/temp_dir.h"
+#include "tests/process_util.h"
+
+namespace strata::net {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+using testing_util::Child;
+using testing_util::Slurp;
+using testing_util::SpawnStrata;
+using testing_util::WaitFor;
+
+constexpr char kCorpus[] = "/usr/share/games/fortunes";
+constexpr uint64_t kRunId = 4242;
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::vector<Json> ReadJsonl(const std::string& path) {
+  std::vector<Json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    Json j = Json::parse(line, nullptr, false);
+    if (!j.is_discarded()) out.push_back(j);
+  }
+  return out;
+}
+
+class SwarmProcess : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kCorpus)) GTEST_SKIP() << kCorpus << " is absent (Debian package fortunes; scripts/setup.sh installs it)";
+    std::vector<PublicIdentity> listed;
+    for (const char* name : {"agg", "p0", "p1", "p2", "p3", "ops", "rogue", "intruder"}) {
+      auto id = GenerateIdentity(name);
+      ASSERT_TRUE(id.ok()) << id.status();
+      ASSERT_TRUE(SaveIdentity(*id, Key(name)).ok());
+      ids_[name] = *id;
+      if (std::string(name) != "intruder" && std::string(name) != "agg") listed.push_back(PublicOf(*id));
+    }
+    ASSERT_TRUE(WriteMembership(dir_ / "members.txt", listed, nullptr, kRunId).ok());
+    port_ = FreePort();
+    pub_port_ = FreePort();
+    ASSERT_GT(port_, 0);
+    ASSERT_GT(pub_port_, 0);
+  }
+  void TearDown() override {
+    for (Child* c : children_) testing_util::Kill(*c);
+  }
+
+  std::string Key(const std::string& name) const { return dir_ / (name + ".key"); }
+  std::string Endpoint() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+  std::vector<std::string> ServeArgs(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a = {"swarm", "serve", "--key", Key("agg"), "--members", dir_ / "members.txt", "--out",
+                                  dir_ / "agg", "--bind", Endpoint(), "--pub",
+                                  "tcp://127.0.0.1:" + std::to_string(pub_port_), "--ready-file", dir_ / "ready.json",
+                                  "--run-id", std::to_string(kRunId), "--layers", "2", "--heads", "2", "--width", "32",
+                                  "--context", "32", "--chunk", "2048", "--snapshot-every", "4", "--lease-ms", "300"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::vector<std::string> JoinArgs(int i, std::vector<std::string> extra = {},
+                                    const std::string& server = "") const {
+    const std::string p = "p" + std::to_string(i);
+    std::vector<std::string> a = {"swarm", "join", "--key", Key(p), "--server", server.empty() ? Endpoint() : server,
+                                  "--server-key", Key("agg") + ".pub", "--data", kCorpus, "--shard", std::to_string(i),
+                                  "--shards", "4", "--inner-steps", "4", "--batch", "4", "--seq", "32", "--lr", "3e-3",
+                                  "--warmup", "4", "--threads", "1", "--eval-every", "2", "--out", dir_ / p,
+                                  "--timeout", "40", "--window", "3"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  Child& StartServe(std::vector<std::string> extra = {}) {
+    std::error_code ec;
+    fs::remove(dir_ / "ready.json", ec);
+    serve_ = SpawnStrata(ServeArgs(extra), dir_ / "agg.log", dir_ / "cache");
+    children_.push_back(&serve_);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!fs::exists(dir_ / "ready.json")) {
+      if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(30)) {
+        ADD_FAILURE() << "the aggregator did not get ready in 30 s:\n" << Slurp(dir_ / "agg.log");
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return serve_;
+  }
+  Child& StartPeer(int i, std::vector<std::string> extra = {}, const std::string& server = "") {
+    peers_[i] = SpawnStrata(JoinArgs(i, extra, server), dir_ / ("p" + std::to_string(i) + ".log"), dir_ / "cache");
+    children_.push_back(&peers_[i]);
+    return peers_[i];
+  }
+
+  // The aggregator's state as the durable files hold it (run after the aggregator stopped).
+  std::unique_ptr<AggState> OpenState() {
+    SwarmRunConfig cfg;
+    cfg.run_id = kRunId;
+    cfg.model.n_layer = 2;
+    cfg.model.n_head = 2;
+    cfg.model.n_embd = 32;
+    cfg.model.n_ctx = 32;
+    auto st = AggState::Open(dir_ / "agg", cfg);
+    EXPECT_TRUE(st.ok()) << st.status();
+    return st.ok() ? std::move(*st) : nullptr;
+  }
+
+  // Per peer: contributions the peer saw applied (or pending) plus duplicates (applied, with the
+  // Result lost) must equal what the aggregator's durable state holds: none lost, none twice.
+  void ExpectExactAccounting(AggState& st, const std::vector<int>& peers) {
+    uint64_t total = 0;
+    for (int i : peers) {
+      const std::string p = "p" + std::to_string(i);
+      uint64_t seen = 0;
+      for (const Json& m : ReadJsonl(dir_ / (p + "/metrics.jsonl"))) {
+        const std::string v = m.value("verdict", "");
+        if (v == "applied" || v == "pending" || v == "duplicate") ++seen;
+      }
+      auto it = st.peers().find(ids_[p].sign_pk);
+      const uint64_t held = it == st.peers().end() ? 0 : it->second.contributions;
+      EXPECT_EQ(held, seen) << p << ": the aggregator holds " << held << " of its contributions, it saw " << seen;
+      total += held;
+    }
+    EXPECT_EQ(st.accepted(), total);
+    EXPECT_EQ(st.version(), st.accepted()) << "apply_every 1: one version per contribution";
+  }
+
+  Json Status(double timeout_s = 10) {
+    Child c = SpawnStrata({"swarm", "status", Endpoint(), "--key", Key("ops"), "--server-key", Key("agg") + ".pub",
+                           "--json", "--timeout", std::to_string(timeout_s)},
+                          dir_ / "status.out");
+    const int rc = WaitFor(c, timeout_s + 10);
+    std::string out = Slurp(dir_ / "status.out");
+    std::error_code ec;
+    fs::remove(dir_ / "status.out", ec);
+    EXPECT_EQ(rc, 0) << out;
+    const size_t brace = out.find('{');
+    Json j = Json::parse(brace == std::string::npos ? std::string("null") : out.substr(brace), nullptr, false);
+    return j.is_discarded() ? Json() : j;
+  }
+
+  TempDir dir_;
+  std::map<std::string, Identity> ids_;
+  int port_ = 0, pub_port_ = 0;
+  Child serve_;
+  Child peers_[4];
+  std::vector<Child*> children_;
+};
+
+std::vector<Json> AggMetrics(const TempDir& d) { return ReadJsonl(d / "agg/metrics.jsonl"); }
+
+// Four peers, one four times slower: the others never wait for it; its stale contributions are
+// applied with tau > 0; the global model's validation loss falls; every replica matches.
+TEST_F(SwarmProcess, FourPeersWithAStragglerNobodyWaits) {
+  StartServe();
+  for (int i = 0; i < 3; ++i) StartPeer(i, {"--stop-at-version", "40"});
+  StartPeer(3, {"--stop-at-version", "40", "--slowdown", "4"});
+  for (int i = 0; i < 4; ++i)
+    ASSERT_EQ(WaitFor(peers_[i], 240), 0) << "p" << i << ":\n" << Slurp(dir_ / ("p" + std::to_string(i) + ".log"));
+  const Json status = Status();
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+
+  std::map<int, int> rounds;
+  for (int i = 0; i < 4; ++i) rounds[i] = static_cast<int>(ReadJsonl(dir_ / ("p" + std::to_string(i) + "/metrics.jsonl")).size());
+  const int fast = std::min({rounds[0], rounds[1], rounds[2]});
+  EXPECT_GE(fast, 2 * rounds[3]) << "fast peers made " << fast << " rounds, the straggler " << rounds[3]
+                                 << ": they must not wait for it";
+  uint32_t straggler_tau = 0;
+  for (const Json& m : ReadJsonl(dir_ / "p3/metrics.jsonl")) straggler_tau = std::max(straggler_tau, m.value("tau", 0u));
+  EXPECT_GE(straggler_tau, 1u) << "the straggler's contributions arrive stale and are still applied";
+  // The global model learns: the first and last validation losses seen by a fast peer.
+  std::vector<double> val;
+  for (const Json& m : ReadJsonl(dir_ / "p0/metrics.jsonl"))
+    if (m.contains("val_loss")) val.push_back(m["val_loss"].get<double>());
+  ASSERT_GE(val.size(), 2u);
+  EXPECT_LT(val.back(), val.front() - 0.3) << "validation loss " << val.front() << " -> " << val.back();
+  ASSERT_TRUE(status.is_object());
+  EXPECT_TRUE(status["refusals"].empty()) << status.dump();
+  EXPECT_GE(status["version"].get<uint64_t>(), 40u);
+  auto st = OpenState();
+  ASSERT_TRUE(st);
+  ExpectExactAccounting(*st, {0, 1, 2, 3});
+}
+
+// An intruder whose key is not on the list is refused at the CURVE handshake: nothing it sends
+// is read, and the handshake is counted as denied; listed members are unaffected.
+TEST_F(SwarmProcess, IntruderIsRefusedAtTheHandshake) {
+  StartServe();
+  Child in = SpawnStrata({"swarm", "join", "--key", Key("intruder"), "--server", Endpoint(), "--server-key",
+                          Key("agg") + ".pub", "--data", kCorpus, "--timeout", "3"},
+                         dir_ / "intruder.log");
+  children_.push_back(&in);
+  EXPECT_EQ(WaitFor(in, 30), 1) << Slurp(dir_ / "intruder.log");
+  EXPECT_NE(Slurp(dir_ / "intruder.log").find("no Welcome"), std::string::npos) << Slurp(dir_ / "intruder.log");
+  const Json s = Status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_GE(s["zap_denied"].get<uint64_t>(), 1u) << s.dump();
+  EXPECT_EQ(s["frames_in"].get<uint64_t>(), 2u) << "only the status client's Hello and request got through";
+  for (const Json& p : s["peers"]) EXPECT_NE(p["name"].get<std::string>(), "intruder");
+}
+
+// A peer SIGKILLed mid-run comes back with the same key, catches up and contributes again; its
+// sequences go on growing, so none of its new contributions is taken for a replay.
+TEST_F(SwarmProcess, PeerKilledAndRejoins) {
+  StartServe();
+  StartPeer(0, {"--stop-at-version", "30"});
+  StartPeer(1, {"--stop-at-version", "30"});
+  // Kill p1 once it has contributed a few times.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (ReadJsonl(dir_ / "p1/metrics.jsonl").size() < 3) {
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(120)) << Slurp(dir_ / "p1.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  testing_util::Kill(peers_[1]);
+  const size_t before = ReadJsonl(dir_ / "p1/metrics.jsonl").size();
+  StartPeer(1, {"--stop-at-version", "30"});
+  ASSERT_EQ(WaitFor(peers_[0], 240), 0) << Slurp(dir_ / "p0.log");
+  ASSERT_EQ(WaitFor(peers_[1], 240), 0) << Slurp(dir_ / "p1.log");
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+  const auto after = ReadJsonl(dir_ / "p1/metrics.jsonl");
+  ASSERT_GT(after.size(), before) << "the rejoined peer contributed nothing:\n" << Slurp(dir_ / "p1.log");
+  for (size_t i = before; i < after.size(); ++i) EXPECT_NE(after[i].value("verdict", ""), "refused") << after[i].dump();
+  auto st = OpenState();
+  ASSERT_TRUE(st);
+  // p1's killed life may have had an upload in flight that was applied without it hearing back.
+  const auto it = st->peers().find(ids_["p1"].sign_pk);
+  ASSERT_NE(it, st->peers().end());
+  uint64_t seen = 0;
+  for (const Json& m : after) seen += m.value("verdict", "") != "refused";
+  EXPECT_GE(it->second.contributions, seen);
+  EXPECT_LE(it->second.contributions, seen + 1);
+  EXPECT_EQ(st->version(), st->accepted());
+}
+
+// The aggregator is SIGKILLed at random instants while peers train, and restarted on the same
+// port each time: it resumes at the same version with no acknowledged contribution lost and none
+// applied twice, and every peer's replica goes on matching it bit for bit.
+TEST_F(SwarmProcess, AggregatorKilledAndRestartedLosesNothing) {
+  StartServe();
+  StartPeer(0, {"--stop-at-version", "36"});
+  StartPeer(1, {"--stop-at-version", "36"});
+  StartPeer(2, {"--stop-at-version", "36"});
+  std::mt19937 rng(7);
+  int kills = 0;
+  for (int k = 0; k < 3; ++k) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(1500, 3500)(rng)));
+    if (!peers_[0].running() && !peers_[1].running()) break;
+    testing_util::Kill(serve_);
+    ++kills;
+    StartServe();
+  }
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(WaitFor(peers_[i], 240), 0) << "p" << i << ":\n" << Slurp(dir_ / ("p" + std::to_string(i) + ".log"));
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+  EXPECT_GE(kills, 2);
+  int starts = 0;
+  for (const Json& m : AggMetrics(dir_)) starts += m.value("event", "") == "start";
+  EXPECT_EQ(starts, kills + 1);
+  auto st = OpenState();
+  ASSERT_TRUE(st);
+  EXPECT_GE(st->version(), 36u);
+  ExpectExactAccounting(*st, {0, 1, 2});
+}
+
+// A listed member that misbehaves: NaN, huge, wrong-shaped, replayed, re-signed and tampered
+// contributions are each refused and counted, while two honest peers train on undisturbed.
+TEST_F(SwarmProcess, BadContributionsAreRefusedAndCountedWhileTrainingGoesOn) {
+  StartServe();
+  StartPeer(0, {"--stop-at-version", "24"});
+  StartPeer(1, {"--stop-at-version", "24"});
+  zmq::context_t ctx(1);
+  PublicIdentity agg = PublicOf(ids_["agg"]);
+  auto rogue = SwarmClient::Connect(ctx, ids_["rogue"], Endpoint(), agg);
+  ASSERT_TRUE(rogue.ok()) << rogue.status();
+  SwarmClient& c = **rogue;
+  auto w = c.Request(MsgType::kHello, Json{{"name", "rogue"}}, MsgType::kWelcome, std::chrono::seconds(20));
+  ASSERT_TRUE(w.ok()) << w.status();
+  c.set_run_id(kRunId);
+  // Wait until honest contributions set the running RMS (the outlier rule needs it).
+  Json s;
+  const auto t0 = std::chrono::steady_clock::now();
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto r = c.Request(MsgType::kStatusRequest, Json::object(), MsgType::kStatusReply, std::chrono::seconds(10));
+    ASSERT_TRUE(r.ok()) << r.status();
+    s = *r;
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(120)) << Slurp(dir_ / "agg.log");
+  } while (s["version"].get<uint64_t>() < 2);
+  auto run_r = SwarmRunConfigFromJson((*w)["run"].dump());
+  ASSERT_TRUE(run_r.ok()) << run_r.status();
+  const SwarmRunConfig run = run_r.value();
+  const uint64_t params = run.NumParams(), chunk = run.chunk_elems;
+  const uint32_t count = static_cast<uint32_t>((params + chunk - 1) / chunk);
+  // An honest-looking small contribution, as q8 blocks.
+  std::vector<float> delta(params);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1e-4f);
+  for (float& x : delta) x = nd(rng);
+  ErrorFeedbackEncoder ef(params);
+  Q8Tensor q;
+  ef.Encode(delta, q);
+  auto frames = [&](const Q8Tensor& t, uint64_t seq, uint64_t base, uint64_t total, const Identity& signer,
+                    const PeerKey& claimed) {
+    std::vector<std::vector<uint8_t>> out;
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint64_t off = uint64_t{i} * chunk, cnt = std::min<uint64_t>(chunk, params - off);
+      std::vector<uint8_t> payload;
+      PackQ8(std::span<const uint8_t>(t.codes).subspan(off, cnt),
+             std::span<const float>(t.absmax).subspan(off / 256, (cnt + 255) / 256), payload);
+      FrameHeader h;
+      h.type = MsgType::kContribChunk;
+      h.codec = Codec::kQ8Signed;
+      h.run_id = kRunId;
+      h.peer_key = signer.sign_pk;
+      h.sequence = seq;
+      h.base_version = base;
+      h.chunk_index = i;
+      h.chunk_count = count;
+      h.total_elements = total;
+      h.element_offset = off;
+      h.element_count = cnt;
+      h.inner_steps = 4;
+      h.tokens = 512;
+      auto f = EncodeFrame(h, payload, signer.sign_sk);
+      EXPECT_TRUE(f.ok()) << f.status();
+      if (!f.ok()) return out;
+      std::copy(claimed.begin(), claimed.end(), f->begin() + 16);  // the key the frame claims
+      out.push_back(*f);
+    }
+    return out;
+  };
+  // Sends frames and returns the Result (or the first Refusal) for this sequence.
+  auto send = [&](const std::vector<std::vector<uint8_t>>& fs_, uint64_t seq) -> Json {
+    for (const auto& f : fs_) EXPECT_TRUE(c.SendRaw(f).ok());
+    const auto t1 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t1 < std::chrono::seconds(20)) {
+      auto r = c.Recv(std::chrono::milliseconds(500));
+      if (!r.ok()) continue;
+      if (r->view.h.type == MsgType::kResult && r->view.h.sequence == seq) return ParseJsonPayload(r->view).value();
+      if (r->view.h.type == MsgType::kRefusal) return ParseJsonPayload(r->view).value();
+    }
+    return Json();
+  };
+  const Identity& me = ids_["rogue"];
+  uint64_t seq = c.NextSequence();
+  // The current version, asked right before each contribution (honest peers move it fast).
+  auto base = [&]() -> uint64_t {
+    auto r = c.Request(MsgType::kStatusRequest, Json::object(), MsgType::kStatusReply, std::chrono::seconds(10));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? (*r)["version"].get<uint64_t>() : 0;
+  };
+  // 1. A valid contribution (applied), then the very same frames again: a replay.
+  auto good = frames(q, seq, base(), params, me, me.sign_pk);
+  Json r1 = send(good, seq);
+  EXPECT_EQ(r1.value("verdict", ""), "applied") << r1.dump();
+  Json r2 = send(good, seq);
+  EXPECT_EQ(r2.value("verdict", ""), "duplicate") << r2.dump();
+  // 2. NaN in a block scale.
+  Q8Tensor bad = q;
+  bad.absmax[1] = NAN;
+  seq = c.NextSequence();
+  Json r3 = send(frames(bad, seq, base(), params, me, me.sign_pk), seq);
+  EXPECT_NE(r3.value("reason", "").find("non_finite"), std::string::npos) << r3.dump();
+  // 3. Huge: every block scale 10^5 times larger, finite.
+  Q8Tensor huge = q;
+  for (float& a : huge.absmax) a *= 1e5f;
+  seq = c.NextSequence();
+  Json r4 = send(frames(huge, seq, base(), params, me, me.sign_pk), seq);
+  EXPECT_EQ(r4.value("verdict", ""), "refused") << r4.dump();
+  EXPECT_NE(r4.value("reason", "").find("outlier"), std::string::npos) << r4.dump();
+  // 4. Wrong shape: the tensor claims one element more than the model has.
+  seq = c.NextSequence();
+  Json r5 = send({frames(q, seq, base(), params + 1, me, me.sign_pk)[0]}, seq);
+  EXPECT_NE(r5.value("reason", "").find("wrong_shape"), std::string::npos) << r5.dump();
+  // 5. Re-signed: p0's key claimed in the header, signed by the rogue, sent on the rogue's connection.
+  seq = c.NextSequence();
+  Json r6 = send({frames(q, seq, base(), params, me, ids_["p0"].sign_pk)[0]}, seq);
+  EXPECT_EQ(r6.value("reason", ""), "key_mismatch") << r6.dump();
+  // 6. Signed by p0's secret key but claiming the rogue's own key.
+  seq = c.NextSequence();
+  Json r7 = send({frames(q, seq, base(), params, ids_["p0"], me.sign_pk)[0]}, seq);
+  EXPECT_EQ(r7.value("reason", ""), "bad_signature") << r7.dump();
+  // 7. A payload byte changed after signing.
+  seq = c.NextSequence();
+  auto tampered = frames(q, seq, base(), params, me, me.sign_pk);
+  tampered[0][kHeaderBytes + 5] ^= 0x40;
+  Json r8 = send({tampered[0]}, seq);
+  EXPECT_EQ(r8.value("reason", ""), "bad_signature") << r8.dump();
+
+  ASSERT_EQ(WaitFor(peers_[0], 240), 0) << Slurp(dir_ / "p0.log");
+  ASSERT_EQ(WaitFor(peers_[1], 240), 0) << Slurp(dir_ / "p1.log");
+  auto fin = c.Request(MsgType::kStatusRequest, Json::object(), MsgType::kStatusReply, std::chrono::seconds(10));
+  ASSERT_TRUE(fin.ok()) << fin.status();
+  const Json& ref = (*fin)["refusals"];
+  for (const char* reason : {"replay", "non_finite", "outlier", "wrong_shape", "key_mismatch"})
+    EXPECT_GE(ref.value(reason, 0), 1) << reason << " not counted: " << ref.dump();
+  EXPECT_GE(ref.value("bad_signature", 0), 2) << ref.dump();
+  EXPECT_GE((*fin)["version"].get<uint64_t>(), 24u) << "training went on";
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+}
+
+// A TCP proxy between peers and the aggregator that delays bytes and now and then cuts the
+// connection (every frame in flight on it is lost; ZeroMQ reconnects and redoes the CURVE
+// handshake). The peers resend and re-ask; nothing is lost or applied twice.
+class LossyProxy {
+ public:
+  LossyProxy(int listen_port, int target_port, double cut_probability)
+      : target_(target_port), p_cut_(cut_probability) {
+    lfd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(listen_port));
+    ok_ = ::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(lfd_, 16) == 0;
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~LossyProxy() {
+    stop_ = true;
+    thread_.join();
+    ::close(lfd_);
+  }
+  bool ok() const { return ok_; }
+  int cuts() const { return cuts_.load(); }
+
+ private:
+  void Run() {
+    std::mt19937 rng(99);
+    struct Pair {
+      int a, b;
+    };
+    std::vector<Pair> pairs;
+    std::vector<char> buf(1 << 16);
+    while (!stop_) {
+      std::vector<pollfd> fds{{lfd_, POLLIN, 0}};
+      for (const Pair& p : pairs) {
+        fds.push_back({p.a, POLLIN, 0});
+        fds.push_back({p.b, POLLIN, 0});
+      }
+      if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
+      if (fds[0].revents & POLLIN) {
+        int c = ::accept(lfd_, nullptr, nullptr);
+        int u = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in t{};
+        t.sin_family = AF_INET;
+        t.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        t.sin_port = htons(static_cast<uint16_t>(target_));
+        if (c >= 0 && ::connect(u, reinterpret_cast<sockaddr*>(&t), sizeof t) == 0) {
+          pairs.push_back({c, u});
+        } else {
+          if (c >= 0) ::close(c);
+          ::close(u);
+        }
+      }
+      std::vector<bool> dead(pairs.size(), false);
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        for (int side = 0; side < 2; ++side) {
+          if (!(fds[1 + 2 * i + side].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+          const int from = side ? pairs[i].b : pairs[i].a, to = side ? pairs[i].a : pairs[i].b;
+          ssize_t got = ::read(from, buf.data(), buf.size());
+          if (got <= 0) {
+            dead[i] = true;
+            continue;
+          }
+          // Delay, and sometimes drop the connection with what it carries.
+          std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
+          if (std::uniform_real_distribution<double>(0, 1)(rng) < p_cut_) {
+            ++cuts_;
+            dead[i] = true;
+            continue;
+          }
+          ssize_t off = 0;
+          while (off < got) {
+            ssize_t w = ::write(to, buf.data() + off, got - off);
+            if (w <= 0) {
+              dead[i] = true;
+              break;
+            }
+            off += w;
+          }
+        }
+      }
+      for (size_t i = pairs.size(); i-- > 0;)
+        if (dead[i]) {
+          ::close(pairs[i].a);
+          ::close(pairs[i].b);
+          pairs.erase(pairs.begin() + static_cast<long>(i));
+        }
+    }
+    for (const Pair& p : pairs) {
+      ::close(p.a);
+      ::close(p.b);
+    }
+  }
+  int lfd_ = -1, target_;
+  double p_cut_;
+  bool ok_ = false;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> cuts_{0};
+  std::thread thread_;
+};
+
+TEST_F(SwarmProcess, LossyLinkDropsAndDelaysFramesNothingIsLostOrDoubled) {
+  StartServe();
+  const int proxy_port = FreePort();
+  LossyProxy proxy(proxy_port, port_, 0.004);
+  ASSERT_TRUE(proxy.ok());
+  const std::string via = "tcp://127.0.0.1:" + std::to_string(proxy_port);
+  StartPeer(0, {"--stop-at-version", "20"}, via);
+  StartPeer(1, {"--stop-at-version", "20"}, via);
+  ASSERT_EQ(WaitFor(peers_[0], 240), 0) << Slurp(dir_ / "p0.log");
+  ASSERT_EQ(WaitFor(peers_[1], 240), 0) << Slurp(dir_ / "p1.log");
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+  EXPECT_GE(proxy.cuts(), 2) << "the proxy should have cut connections mid-frame";
+  auto st = OpenState();
+  ASSERT_TRUE(st);
+  ExpectExactAccounting(*st, {0, 1});
+}
+
+}  // namespace
+}  // namespace strata::net

@@ -1,0 +1,324 @@
+// `strata swarm keygen | members | serve | join | status`: the decentralized training job.
+#include <signal.h>
+#include <sys/random.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/aggregator.h"
+#include "net/identity.h"
+#include "net/peer.h"
+#include "net/swarm_common.h"
+#include "tools/commands.h"
+
+namespace strata::tools {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+void OnStop(int) {
+  net::g_aggregator_stop.store(true);
+  net::g_peer_stop.store(true);
+}
+
+void InstallStopHandlers() {
+  struct sigaction sa = {};
+  sa.sa_handler = OnStop;
+  sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C stops at once
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+struct KeygenFlags {
+  std::string name, out;
+};
+
+int RunKeygen(const KeygenFlags& f) {
+  const std::string out = f.out.empty() ? f.name + ".key" : f.out;
+  Result<net::Identity> id = net::GenerateIdentity(f.name);
+  if (!id.ok()) {
+    std::fprintf(stderr, "strata swarm keygen: %s\n", id.status().ToString().c_str());
+    return 1;
+  }
+  if (Status s = net::SaveIdentity(*id, out); !s.ok()) {
+    std::fprintf(stderr, "strata swarm keygen: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::printf("%s: secret identity of \"%s\" (keep it private, mode 0600)\n%s.pub: its public key (give it to the "
+              "aggregator's operator)\n  ed25519 %s\n",
+              out.c_str(), id->name.c_str(), out.c_str(), net::KeyHex(id->sign_pk).c_str());
+  return 0;
+}
+
+struct MembersFlags {
+  std::string out, authority;
+  std::vector<std::string> pubs;
+  uint64_t run_id = 0;
+};
+
+int RunMembers(const MembersFlags& f) {
+  std::vector<net::PublicIdentity> ids;
+  for (const std::string& p : f.pubs) {
+    Result<net::PublicIdentity> id = net::LoadPublicIdentity(p);
+    if (!id.ok()) {
+      std::fprintf(stderr, "strata swarm members: %s\n", id.status().ToString().c_str());
+      return 1;
+    }
+    ids.push_back(*id);
+  }
+  std::unique_ptr<net::Identity> auth;
+  if (!f.authority.empty()) {
+    Result<net::Identity> a = net::LoadIdentity(f.authority);
+    if (!a.ok()) {
+      std::fprintf(stderr, "strata swarm members: %s\n", a.status().ToString().c_str());
+      return 1;
+    }
+    auth = std::make_unique<net::Identity>(std::move(*a));
+  }
+  std::optional<uint64_t> run;
+  if (f.run_id) run = f.run_id;
+  if (Status s = net::WriteMembership(f.out, ids, auth.get(), run); !s.ok()) {
+    std::fprintf(stderr, "strata swarm members: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::printf("%s: %zu members%s\n", f.out.c_str(), ids.size(), auth ? ", signed by the authority" : "");
+  return 0;
+}
+
+struct ServeFlags {
+  net::AggregatorOptions opt;
+  bool no_clip = false, no_nesterov = false;
+};
+
+int RunServe(ServeFlags& f) {
+  net::AggregatorOptions& o = f.opt;
+  o.run.outer.clip = !f.no_clip;
+  o.run.outer.nesterov = !f.no_nesterov;
+  if (o.run.run_id == 0) {
+    uint64_t r = 0;
+    while (r == 0) {
+      if (getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<uint64_t>(::time(nullptr));
+    }
+    o.run.run_id = r >> 11;  // exact in a JSON double
+  }
+  if (o.run.sync_peers > 0) {
+    // The synchronous DiLoCo baseline: one outer step per round of N contributions, averaged,
+    // without clipping or staleness damping.
+    o.run.outer.apply_every = o.run.sync_peers;
+    o.run.outer.clip = false;
+    o.run.outer.a = 0;
+  }
+  InstallStopHandlers();
+  if (Status s = net::RunAggregator(o); !s.ok()) {
+    std::fprintf(stderr, "strata swarm serve: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int RunJoin(const net::PeerOptions& o) {
+  InstallStopHandlers();
+  Result<net::PeerReport> r = net::RunPeer(o);
+  if (!r.ok()) {
+    std::fprintf(stderr, "strata swarm join: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  if (!o.quiet)
+    std::fprintf(stderr,
+                 "strata swarm join: %llu rounds (%llu applied, %llu refused, %llu duplicates), version %llu, "
+                 "validation loss %.4f; %.1f MB up, %.1f MB down\n",
+                 static_cast<unsigned long long>(r->rounds), static_cast<unsigned long long>(r->applied),
+                 static_cast<unsigned long long>(r->refused), static_cast<unsigned long long>(r->duplicates),
+                 static_cast<unsigned long long>(r->version), r->val_loss, r->bytes_up / 1e6, r->bytes_down / 1e6);
+  return 0;
+}
+
+struct StatusFlags {
+  std::string address, key, server_key;
+  bool json = false;
+  double timeout_s = 5;
+};
+
+int RunStatus(const StatusFlags& f) {
+  Result<net::Identity> id = net::LoadIdentity(f.key);
+  if (!id.ok()) {
+    std::fprintf(stderr, "strata swarm status: %s\n", id.status().ToString().c_str());
+    return 1;
+  }
+  Result<net::PublicIdentity> srv = net::LoadPublicIdentity(f.server_key);
+  if (!srv.ok()) {
+    std::fprintf(stderr, "strata swarm status: %s\n", srv.status().ToString().c_str());
+    return 1;
+  }
+  zmq::context_t ctx(1);
+  Result<std::unique_ptr<net::SwarmClient>> c = net::SwarmClient::Connect(ctx, *id, f.address, *srv);
+  if (!c.ok()) {
+    std::fprintf(stderr, "strata swarm status: %s\n", c.status().ToString().c_str());
+    return 1;
+  }
+  // The run id is learnt from the Welcome; the status request then carries it.
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
+  Result<Json> w = (*c)->Request(net::MsgType::kHello, Json{{"name", id->name}, {"status", true}},
+                                 net::MsgType::kWelcome, timeout);
+  if (!w.ok()) {
+    std::fprintf(stderr, "strata swarm status: %s: %s\n", f.address.c_str(), w.status().ToString().c_str());
+    return 1;
+  }
+  (*c)->set_run_id((*w)["run"]["run_id"].get<uint64_t>());
+  Result<Json> s = (*c)->Request(net::MsgType::kStatusRequest, Json::object(), net::MsgType::kStatusReply, timeout);
+  if (!s.ok()) {
+    std::fprintf(stderr, "strata swarm status: %s\n", s.status().ToString().c_str());
+    return 1;
+  }
+  if (f.json) {
+    std::printf("%s\n", s->dump(2).c_str());
+    return 0;
+  }
+  const Json& j = *s;
+  std::printf("run %llu at version %llu (theta %s), %llu contributions accepted, up %.0f s\n",
+              static_cast<unsigned long long>(j["run_id"].get<uint64_t>()),
+              static_cast<unsigned long long>(j["version"].get<uint64_t>()), j["theta_hash"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(j["accepted"].get<uint64_t>()), j["uptime_s"].get<double>());
+  std::printf("\n%-16s %-8s %8s %8s %10s %8s %10s %10s %8s\n", "peer", "state", "version", "contrib", "tokens/s",
+              "eta_s", "MB in", "MB out", "refused");
+  for (const Json& p : j["peers"]) {
+    const Json& l = p["lease"];
+    auto num = [&](const char* k) { return l.is_object() && l.contains(k) ? l[k].get<double>() : -1.0; };
+    std::printf("%-16s %-8s %8.0f %8llu %10.0f %8.1f %10.2f %10.2f %8llu\n", p["name"].get<std::string>().c_str(),
+                p["state"].get<std::string>().c_str(), num("version"),
+                static_cast<unsigned long long>(p["contributions"].get<uint64_t>()), num("tokens_per_s"), num("eta_s"),
+                p["bytes_in"].get<double>() / 1e6, p["bytes_out"].get<double>() / 1e6,
+                static_cast<unsigned long long>(p["refused"].get<uint64_t>()));
+  }
+  std::printf("\nstaleness (tau: contributions):");
+  const Json& hist = j["staleness_histogram"];
+  for (size_t t = 0; t < hist.size(); ++t)
+    if (hist[t].get<uint64_t>() > 0) std::printf(" %zu:%llu", t, static_cast<unsigned long long>(hist[t].get<uint64_t>()));
+  std::printf("\nbytes: %.2f MB in, %.2f MB out; handshakes: %llu admitted, %llu denied\n",
+              j["bytes_in"].get<double>() / 1e6, j["bytes_out"].get<double>() / 1e6,
+              static_cast<unsigned long long>(j["zap_admitted"].get<uint64_t>()),
+              static_cast<unsigned long long>(j["zap_denied"].get<uint64_t>()));
+  std::printf("refusals:");
+  if (j["refusals"].empty()) std::printf(" none");
+  for (const auto& [reason, count] : j["refusals"].items())
+    std::printf(" %s=%llu", reason.c_str(), static_cast<unsigned long long>(count.get<uint64_t>()));
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+
+void AddSwarmCommand(CLI::App& app, int* exit_code) {
+  CLI::App* swarm = app.add_subcommand(
+      "swarm",
+      "Train one model with many machines over ZeroMQ (CURVE-encrypted, members only): peers train on their own\n"
+      "data for H steps, send 8-bit signed pseudo-gradients, and the aggregator applies them as they arrive,\n"
+      "damping and clipping stale ones, so nobody waits for the slowest peer.\n\n"
+      "  strata swarm keygen --name agg; strata swarm keygen --name alice\n"
+      "  strata swarm members --out members.txt alice.key.pub\n"
+      "  strata swarm serve --key agg.key --members members.txt --out agg/\n"
+      "  strata swarm join --key alice.key --server tcp://HOST:7700 --server-key agg.key.pub");
+  swarm->require_subcommand(1);
+
+  auto* kf = new KeygenFlags();
+  CLI::App* kg = swarm->add_subcommand("keygen", "Make an identity: an Ed25519 key (its CURVE key derives from it).");
+  kg->add_option("--name", kf->name, "Member name, [A-Za-z0-9._-], up to 64 characters")->required();
+  kg->add_option("--out", kf->out, "Secret key file (default NAME.key); the public key goes to OUT.pub");
+  kg->callback([kf, exit_code] { *exit_code = RunKeygen(*kf); });
+
+  auto* mf = new MembersFlags();
+  CLI::App* mem = swarm->add_subcommand("members", "Write the membership list: the public keys allowed in the run.");
+  mem->add_option("--out", mf->out, "The list file to write")->required();
+  mem->add_option("pubs", mf->pubs, "Public key files (.pub) of the members")->required();
+  mem->add_option("--authority", mf->authority, "Sign the list with this identity (the run's authority)");
+  mem->add_option("--run-id", mf->run_id, "Tie the list to this run id");
+  mem->callback([mf, exit_code] { *exit_code = RunMembers(*mf); });
+
+  auto* sf = new ServeFlags();
+  net::AggregatorOptions& so = sf->opt;
+  CLI::App* sv = swarm->add_subcommand("serve", "Run the aggregator (any machine with a reachable address).");
+  sv->add_option("--key", so.key, "This aggregator's identity file")->required();
+  sv->add_option("--members", so.members, "Membership list (strata swarm members)")->required();
+  sv->add_option("--authority", so.authority, "Require the list to be signed by this public key (.pub)");
+  sv->add_option("--out", so.dir, "State folder: run.json, snapshot.bin, wal.log, metrics.jsonl")->required();
+  sv->add_option("--bind", so.bind, "ROUTER endpoint peers connect to")->capture_default_str();
+  sv->add_option("--pub", so.pub_bind, "PUB endpoint for announcements (default: the --bind port + 1)");
+  sv->add_option("--ready-file", so.ready_file, "Write the bound endpoints here once serving (for scripts)");
+  sv->add_option("--run-id", so.run.run_id, "Run id (default: random); a restart reads it from --out");
+  sv->add_option("--layers", so.run.model.n_layer, "Model layers")->capture_default_str();
+  sv->add_option("--heads", so.run.model.n_head, "Attention heads")->capture_default_str();
+  sv->add_option("--width", so.run.model.n_embd, "Model width")->capture_default_str();
+  sv->add_option("--context", so.run.model.n_ctx, "Longest sequence")->capture_default_str();
+  sv->add_option("--init-seed", so.run.init_seed, "Seed of theta at version 0")->capture_default_str();
+  sv->add_option("--eta", so.run.outer.eta, "Outer learning rate")->capture_default_str();
+  sv->add_option("--mu", so.run.outer.mu, "Outer Nesterov momentum")->capture_default_str();
+  sv->add_option("--staleness-power", so.run.outer.a, "a: the band shrinks as (1 + tau)^-a")->capture_default_str();
+  sv->add_option("--upper", so.run.outer.upper_mult, "Upper clip, in running RMS of g")->capture_default_str();
+  sv->add_option("--lower", so.run.outer.lower_mult, "Lower clip, in running RMS of g")->capture_default_str();
+  sv->add_option("--tau-max", so.run.outer.tau_max, "Refuse contributions staler than this")->capture_default_str();
+  sv->add_option("--h-ref", so.run.outer.h_ref, "Inner steps a contribution is scaled to (0: no scaling)")
+      ->capture_default_str();
+  sv->add_option("--apply-every", so.run.outer.apply_every, "K: one outer step per K arrivals (delayed Nesterov)")
+      ->capture_default_str();
+  sv->add_flag("--no-clip", sf->no_clip, "No Bi²Clip (plain asynchronous DiLoCo)");
+  sv->add_flag("--no-nesterov", sf->no_nesterov, "Heavy-ball momentum instead of Nesterov");
+  sv->add_option("--sync", so.run.sync_peers, "Synchronous DiLoCo rounds of N peers (the baseline)");
+  sv->add_option("--chunk", so.run.chunk_elems, "Elements per wire chunk (multiple of 256)")->capture_default_str();
+  sv->add_option("--history", so.run.history, "Updates kept for peers that are behind")->capture_default_str();
+  sv->add_option("--snapshot-every", so.run.snapshot_every, "Versions between snapshots")->capture_default_str();
+  sv->add_option("--lease-ms", so.run.lease_ms, "Peer lease period (suspect after 3 missed, evicted after 6)")
+      ->capture_default_str();
+  sv->add_option("--threads", so.threads, "Threads for the outer step")->capture_default_str();
+  sv->add_option("--stop-at-version", so.stop_at_version, "Stop once the global version reaches this");
+  sv->add_option("--max-seconds", so.max_seconds, "Stop after this many seconds");
+  sv->add_flag("--quiet", so.quiet, "No messages on stderr");
+  sv->callback([sf, exit_code] { *exit_code = RunServe(*sf); });
+
+  auto* jo = new net::PeerOptions();
+  CLI::App* jn = swarm->add_subcommand("join", "Run a peer: train on your data, contribute, follow the global model.");
+  jn->add_option("--key", jo->key, "This peer's identity file")->required();
+  jn->add_option("--server", jo->server, "The aggregator, tcp://HOST:PORT")->required();
+  jn->add_option("--server-key", jo->server_key, "The aggregator's public key file (.pub)")->required();
+  jn->add_option("--data", jo->data, "Corpus: a text file or folder, or a token file (default: fortunes)");
+  jn->add_option("--shard", jo->shard, "This peer's shard of the training tokens")->capture_default_str();
+  jn->add_option("--shards", jo->shards, "Number of shards")->capture_default_str();
+  jn->add_option("--inner-steps", jo->inner_steps, "H: local steps per contribution")->capture_default_str();
+  jn->add_option("--rounds", jo->rounds, "Contributions to make (0: until stopped)")->capture_default_str();
+  jn->add_option("--stop-at-version", jo->stop_at_version, "Leave once the global version reaches this");
+  jn->add_option("--max-seconds", jo->max_seconds, "Leave after this many seconds");
+  jn->add_option("--optimizer", jo->optimizer, "Inner optimizer: adamw | adamw8bit")->capture_default_str();
+  jn->add_option("--lr", jo->lr, "Inner learning rate")->capture_default_str();
+  jn->add_option("--beta2", jo->beta2, "Inner AdamW beta2")->capture_default_str();
+  jn->add_option("--warmup", jo->warmup, "Inner warm-up steps")->capture_default_str();
+  jn->add_option("--batch", jo->batch, "Sequences per inner step")->capture_default_str();
+  jn->add_option("--seq", jo->seq, "Tokens per sequence")->capture_default_str();
+  jn->add_option("--threads", jo->threads, "Compute threads")->capture_default_str();
+  jn->add_option("--slowdown", jo->slowdown, "Make each inner step this many times slower (a straggler)");
+  jn->add_option("--merge", jo->merge, "After each round: hard (take the global theta) | dppf (pull-push)")
+      ->capture_default_str();
+  jn->add_option("--dppf-alpha", jo->dppf_alpha, "DPPF pull")->capture_default_str();
+  jn->add_option("--dppf-lambda", jo->dppf_lambda, "DPPF push")->capture_default_str();
+  jn->add_option("--window", jo->window, "Chunks in flight")->capture_default_str();
+  jn->add_option("--eval-every", jo->eval_every, "Rounds between validation losses (0: never)")->capture_default_str();
+  jn->add_option("--seed", jo->seed, "Seed of the batch order")->capture_default_str();
+  jn->add_option("--timeout", jo->timeout_s, "Give up after this many seconds of silence")->capture_default_str();
+  jn->add_option("--out", jo->out, "Folder for metrics.jsonl");
+  jn->add_flag("--quiet", jo->quiet, "No messages on stderr");
+  jn->callback([jo, exit_code] { *exit_code = RunJoin(*jo); });
+
+  auto* tf = new StatusFlags();
+  CLI::App* st = swarm->add_subcommand("status", "Show an aggregator's peers, versions, speed, staleness and refusals.");
+  st->add_option("address", tf->address, "The aggregator, tcp://HOST:PORT")->required();
+  st->add_option("--key", tf->key, "Your identity file (must be on the list)")->required();
+  st->add_option("--server-key", tf->server_key, "The aggregator's public key file (.pub)")->required();
+  st->add_flag("--json", tf->json, "Print the raw JSON");
+  st->add_option("--timeout", tf->timeout_s, "Seconds to wait")->capture_default_str();
+  st->callback([tf, exit_code] { *exit_code = RunStatus(*tf); });
+}
+
+}  // namespace strata::tools
