@@ -273,7 +273,8 @@ void Server::Handle(zmq::message_t& rid, zmq::message_t& frame) {
     return;
   }
   const FrameHeader& h = f->h;
-  if (h.run_id != st_->config().run_id) {
+  // A Hello may come before the peer knows the run id (it learns it from the Welcome).
+  if (h.run_id != st_->config().run_id && !(h.type == MsgType::kHello && h.run_id == 0)) {
     Refuse(rid, &who, "wrong_run", "frame of run " + std::to_string(h.run_id), h.sequence);
     return;
   }

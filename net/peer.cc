@@ -229,6 +229,7 @@ Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
     h.type = MsgType::kFetchUpdates;
     h.base_version = v;
     h.chunk_index = i;
+    h.chunk_count = count;
     return cli_->Send(h, {});
   };
   auto last_progress = Clock::now();
@@ -290,6 +291,7 @@ Status Peer::FetchTheta() {
       FrameHeader h;
       h.type = MsgType::kFetchTheta;
       h.chunk_index = i;
+      h.chunk_count = count;
       return cli_->Send(h, {});
     };
     while (next < std::min(count, opt_.window)) {

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -93,6 +94,8 @@ int RunMembers(const MembersFlags& f) {
 struct ServeFlags {
   net::AggregatorOptions opt;
   bool no_clip = false, no_nesterov = false;
+  bool eta_given = false, mu_given = false;
+  uint32_t peers = 0;  // 0 = the members on the list
 };
 
 int RunServe(ServeFlags& f) {
@@ -108,10 +111,21 @@ int RunServe(ServeFlags& f) {
   }
   if (o.run.sync_peers > 0) {
     // The synchronous DiLoCo baseline: one outer step per round of N contributions, averaged,
-    // without clipping or staleness damping.
+    // without clipping or staleness damping (DiLoCo's eta 0.7, mu 0.9 unless given).
     o.run.outer.apply_every = o.run.sync_peers;
     o.run.outer.clip = false;
     o.run.outer.a = 0;
+  } else {
+    // Asynchronous: each arrival is one of N contributions a synchronous round would average,
+    // so it moves theta by eta / N; and no momentum unless asked for, because momentum over
+    // arrivals amplifies N-fold what it amplifies over rounds (measured: docs/EXPERIMENTS.md).
+    uint32_t n = f.peers;
+    if (n == 0) {
+      Result<net::Membership> m = net::LoadMembership(o.members, nullptr);
+      n = m.ok() ? static_cast<uint32_t>(std::max<size_t>(1, m->members.size())) : 1;
+    }
+    if (!f.eta_given) o.run.outer.eta = o.run.outer.eta / static_cast<float>(n);
+    if (!f.mu_given) o.run.outer.mu = 0.0f;
   }
   InstallStopHandlers();
   if (Status s = net::RunAggregator(o); !s.ok()) {
@@ -255,8 +269,10 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   sv->add_option("--width", so.run.model.n_embd, "Model width")->capture_default_str();
   sv->add_option("--context", so.run.model.n_ctx, "Longest sequence")->capture_default_str();
   sv->add_option("--init-seed", so.run.init_seed, "Seed of theta at version 0")->capture_default_str();
-  sv->add_option("--eta", so.run.outer.eta, "Outer learning rate")->capture_default_str();
-  sv->add_option("--mu", so.run.outer.mu, "Outer Nesterov momentum")->capture_default_str();
+  sv->add_option("--eta", so.run.outer.eta,
+                 "Outer learning rate per contribution (default: 0.7 with --sync, else 0.7 / peers)");
+  sv->add_option("--mu", so.run.outer.mu, "Outer Nesterov momentum (default: 0.9 with --sync, else 0)");
+  sv->add_option("--peers", sf->peers, "Peers expected at once, for the default --eta (default: the members listed)");
   sv->add_option("--staleness-power", so.run.outer.a, "a: the band shrinks as (1 + tau)^-a")->capture_default_str();
   sv->add_option("--upper", so.run.outer.upper_mult, "Upper clip, in running RMS of g")->capture_default_str();
   sv->add_option("--lower", so.run.outer.lower_mult, "Lower clip, in running RMS of g")->capture_default_str();
@@ -277,7 +293,11 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   sv->add_option("--stop-at-version", so.stop_at_version, "Stop once the global version reaches this");
   sv->add_option("--max-seconds", so.max_seconds, "Stop after this many seconds");
   sv->add_flag("--quiet", so.quiet, "No messages on stderr");
-  sv->callback([sf, exit_code] { *exit_code = RunServe(*sf); });
+  sv->callback([sf, sv, exit_code] {
+    sf->eta_given = sv->count("--eta") > 0;
+    sf->mu_given = sv->count("--mu") > 0;
+    *exit_code = RunServe(*sf);
+  });
 
   auto* jo = new net::PeerOptions();
   CLI::App* jn = swarm->add_subcommand("join", "Run a peer: train on your data, contribute, follow the global model.");
@@ -305,6 +325,7 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   jn->add_option("--dppf-lambda", jo->dppf_lambda, "DPPF push")->capture_default_str();
   jn->add_option("--window", jo->window, "Chunks in flight")->capture_default_str();
   jn->add_option("--eval-every", jo->eval_every, "Rounds between validation losses (0: never)")->capture_default_str();
+  jn->add_option("--eval-batches", jo->eval_batches, "Batches per validation loss")->capture_default_str();
   jn->add_option("--seed", jo->seed, "Seed of the batch order")->capture_default_str();
   jn->add_option("--timeout", jo->timeout_s, "Give up after this many seconds of silence")->capture_default_str();
   jn->add_option("--out", jo->out, "Folder for metrics.jsonl");

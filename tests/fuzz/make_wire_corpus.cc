@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
     h.tokens = 409600;
     return h;
   };
+  auto hashed = [](FrameHeader h) {
+    h.content_hash = 0x0123456789abcdefull;
+    return h;
+  };
   auto last = [](FrameHeader h) {
     h.flags = kFlagLastFrame;
     return h;
@@ -91,11 +95,11 @@ int main(int argc, char** argv) {
       {"contrib_q8_nan_absmax", chunk(MsgType::kContribChunk, Codec::kQ8Signed, 300, 256, 44, 1, 2), Q8(44, NAN)},
       {"chunk_ack_none", head(MsgType::kChunkAck, Codec::kNone), {}},
       {"refusal_json", last(head(MsgType::kRefusal, Codec::kJson)), Json(R"({"reason":"stale","tau":9})")},
-      {"announce_none", head(MsgType::kAnnounce, Codec::kNone), {}},
+      {"announce_none", hashed(head(MsgType::kAnnounce, Codec::kNone)), {}},
       {"fetch_updates_json", head(MsgType::kFetchUpdates, Codec::kJson), Json(R"({"from":10})")},
-      {"update_q8_512", last(chunk(MsgType::kUpdateChunk, Codec::kQ8Signed, 1024, 256, 512, 0, 1)), Q8(512)},
+      {"update_q8_512", hashed(last(chunk(MsgType::kUpdateChunk, Codec::kQ8Signed, 1024, 256, 512, 0, 1))), Q8(512)},
       {"fetch_theta_none", head(MsgType::kFetchTheta, Codec::kNone), {}},
-      {"theta_fp32_255", last(chunk(MsgType::kThetaChunk, Codec::kFp32, 255, 0, 255, 0, 1)), Fp32(255)},
+      {"theta_fp32_255", hashed(last(chunk(MsgType::kThetaChunk, Codec::kFp32, 255, 0, 255, 0, 1))), Fp32(255)},
       {"lease_json", head(MsgType::kLease, Codec::kJson), Json(R"({"step":40,"tok_per_s":1234.5,"eta_s":60})")},
       {"status_request_none", head(MsgType::kStatusRequest, Codec::kNone), {}},
       {"status_reply_json", last(head(MsgType::kStatusReply, Codec::kJson)), Json(R"({"peers":3})")},

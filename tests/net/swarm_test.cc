@@ -3,6 +3,9 @@
 // corpus. A straggler, a peer killed and rejoining, the aggregator SIGKILLed and restarted, an
 // intruder, a misbehaving member and a lossy link. Every test bounds its time and kills what it
 // started.
+// g++ 12 at -O3 warns falsely about std::string concatenation (GCC bug 105329).
+#pragma GCC diagnostic ignored "-Wrestrict"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -101,7 +104,7 @@ class SwarmProcess : public ::testing::Test {
     const std::string p = "p" + std::to_string(i);
     std::vector<std::string> a = {"swarm", "join", "--key", Key(p), "--server", server.empty() ? Endpoint() : server,
                                   "--server-key", Key("agg") + ".pub", "--data", kCorpus, "--shard", std::to_string(i),
-                                  "--shards", "4", "--inner-steps", "4", "--batch", "4", "--seq", "32", "--lr", "3e-3",
+                                  "--shards", "4", "--inner-steps", "8", "--batch", "8", "--seq", "32", "--lr", "3e-3",
                                   "--warmup", "4", "--threads", "1", "--eval-every", "2", "--out", dir_ / p,
                                   "--timeout", "40", "--window", "3"};
     a.insert(a.end(), extra.begin(), extra.end());
@@ -213,7 +216,10 @@ TEST_F(SwarmProcess, FourPeersWithAStragglerNobodyWaits) {
   ASSERT_GE(val.size(), 2u);
   EXPECT_LT(val.back(), val.front() - 0.3) << "validation loss " << val.front() << " -> " << val.back();
   ASSERT_TRUE(status.is_object());
-  EXPECT_TRUE(status["refusals"].empty()) << status.dump();
+  // The straggler may fall more than tau_max behind (then it is told to resynchronise); nothing
+  // else may be refused in an honest run.
+  for (const auto& [reason, count] : status["refusals"].items())
+    EXPECT_EQ(reason, "too_stale") << status["refusals"].dump();
   EXPECT_GE(status["version"].get<uint64_t>(), 40u);
   auto st = OpenState();
   ASSERT_TRUE(st);
