@@ -75,6 +75,7 @@ class Peer {
   std::vector<float> m_, v_;
   std::unique_ptr<optim::AdamW8bitState> st8_;
   uint64_t inner_step_ = 0;
+  uint32_t round_h_ = 0;  // inner steps of the round in progress (for the lease's ETA)
   model::Batch batch_;
   FILE* metrics_ = nullptr;
   Clock::time_point t0_ = Clock::now(), last_lease_ = Clock::now();
@@ -394,7 +395,8 @@ void Peer::Lease(uint32_t inner_done, double step_s) {
   last_lease_ = Clock::now();
   const double tps = step_s > 0 ? opt_.batch * opt_.seq / step_s : 0;
   Json j = {{"round", rep_.rounds}, {"step", inner_step_}, {"inner", inner_done}, {"tokens_per_s", std::round(tps)},
-            {"eta_s", std::round((opt_.inner_steps - inner_done) * step_s * 10) / 10}, {"version", gv_}};
+            {"eta_s", std::round((round_h_ > inner_done ? round_h_ - inner_done : 0) * step_s * 10) / 10},
+            {"version", gv_}};
   (void)cli_->SendJson(MsgType::kLease, j).ok();  // best effort: a full queue just skips a lease
 }
 
@@ -507,17 +509,19 @@ Result<PeerReport> Peer::Run() {
   std::vector<float> start(n), delta(n);
   Q8Tensor q;
   double last_val = NAN;
+  uint32_t h = opt_.inner_steps;  // this round's inner steps (adapted to the staleness seen)
   while (!g_peer_stop.load() && !Expired()) {
     if (opt_.rounds && rep_.rounds >= opt_.rounds) break;
     DrainAnnouncements();
     if (opt_.stop_at_version && std::max(latest_, gv_) >= opt_.stop_at_version) break;
     const uint64_t base = gv_;
+    round_h_ = h;
     std::copy(model_->params().begin(), model_->params().end(), start.begin());
     const auto round_t0 = Clock::now();
     double loss_sum = 0;
     uint32_t done = 0;
     double step_s = 0;
-    for (; done < opt_.inner_steps && !g_peer_stop.load(); ++done) {
+    for (; done < h && !g_peer_stop.load(); ++done) {
       const auto t = Clock::now();
       Result<float> l = InnerStep();
       if (!l.ok()) return l.status();
@@ -557,6 +561,16 @@ Result<PeerReport> Peer::Run() {
       latest_ = version;
       latest_hash_ = *hash;
     }
+    if (opt_.adapt_h && run_.sync_peers == 0) {
+      // Dynamic local updates: a slow peer contributes more often with fewer steps, so its
+      // contributions stay fresh enough to be applied (and are rescaled by H_ref / H).
+      const uint32_t tau_max = run_.outer.tau_max;
+      const bool stale = verdict == "refused" ? res->value("reason", "").find("too_stale") != std::string::npos
+                                              : res->value("tau", 0u) * 2 > tau_max;
+      if (stale && h > 1) h = std::max<uint32_t>(1, h / 2);
+      else if (!stale && res->value("tau", 0u) * 4 <= tau_max && h < opt_.inner_steps)
+        h = std::min(opt_.inner_steps, h * 2);
+    }
     DrainAnnouncements();
     if (run_.sync_peers > 0) {
       // Synchronous baseline: wait for the round's new version (everyone's contribution in it).
@@ -585,7 +599,7 @@ Result<PeerReport> Peer::Run() {
     }
     Json m = {{"t", Since(t0_)},     {"round", rep_.rounds}, {"base_version", base},
               {"verdict", verdict},  {"version", gv_},       {"tau", res->value("tau", 0)},
-              {"train_loss", loss_sum / done}, {"inner_steps", done}, {"tokens", tokens},
+              {"train_loss", loss_sum / done}, {"inner_steps", done}, {"next_inner_steps", h}, {"tokens", tokens},
               {"round_s", Since(round_t0)}, {"bytes_up", cli_->bytes_out()}, {"bytes_down", cli_->bytes_in()}};
     if (opt_.eval_every && rep_.rounds % opt_.eval_every == 0) {
       // Validation of the global model (what the swarm produced), not of the local merge.

@@ -25,7 +25,10 @@ struct PeerOptions {
   std::string server_key;  // the aggregator's public key file (.pub)
   std::string data;        // corpus ("" = the fortunes corpus); each peer trains on its shard
   uint32_t shard = 0, shards = 1;  // this peer's part of the training tokens: shard of shards
-  uint32_t inner_steps = 20;       // H
+  uint32_t inner_steps = 20;       // H (the most; see adapt_h)
+  bool adapt_h = true;             // a peer whose contributions arrive stale takes fewer inner steps:
+                                   // tau > tau_max / 2 halves H, tau <= tau_max / 4 doubles it back
+                                   // toward inner_steps (the aggregator rescales by H_ref / H)
   uint64_t rounds = 0;             // 0 = until stopped (or stop_at_version)
   uint64_t stop_at_version = 0;    // leave once the global version reaches this (0 = never)
   double max_seconds = 0;          // 0 = no limit

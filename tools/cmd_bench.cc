@@ -95,6 +95,7 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   optim->callback([flags, exit_code] { *exit_code = RunBenchOptim(*flags); });
   AddBenchOffloadCommand(*bench, exit_code);
   AddBenchTrainCommand(*bench, exit_code);
+  AddBenchSwarmCommand(*bench, exit_code);
 }
 
 void AddInfoCommand(CLI::App& app, int* exit_code) {

@@ -311,6 +311,7 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   jn->add_option("--rounds", jo->rounds, "Contributions to make (0: until stopped)")->capture_default_str();
   jn->add_option("--stop-at-version", jo->stop_at_version, "Leave once the global version reaches this");
   jn->add_option("--max-seconds", jo->max_seconds, "Leave after this many seconds");
+  jn->add_flag("!--fixed-h", jo->adapt_h, "Always take --inner-steps (default: fewer when contributions arrive stale)");
   jn->add_option("--optimizer", jo->optimizer, "Inner optimizer: adamw | adamw8bit")->capture_default_str();
   jn->add_option("--lr", jo->lr, "Inner learning rate")->capture_default_str();
   jn->add_option("--beta2", jo->beta2, "Inner AdamW beta2")->capture_default_str();

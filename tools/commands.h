@@ -20,6 +20,8 @@ void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddBenchOffloadCommand(CLI::App& bench, int* exit_code);
 // Registers `strata bench train` under `strata bench`.
 void AddBenchTrainCommand(CLI::App& bench, int* exit_code);
+// Registers `strata bench swarm` under `strata bench`.
+void AddBenchSwarmCommand(CLI::App& bench, int* exit_code);
 // Registers `strata inspect`.
 void AddInspectCommand(CLI::App& app, int* exit_code);
 // Replaces `--config FILE` in a command line by the flags the file sets (`key = value` lines;

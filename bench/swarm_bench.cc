@@ -1,0 +1,1 @@
+#include "bench/swarm_bench.h"

@@ -1,0 +1,2 @@
+// Placeholder: `strata bench swarm` (being written).
+#pragma once

@@ -1,0 +1,1 @@
+// Placeholder: tests of `strata bench swarm` (being written).
