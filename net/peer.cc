@@ -12,6 +12,7 @@
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
 #include "net/agg_state.h"
+#include "net/merge.h"
 #include "net/pg_codec.h"
 #include "net/run_config.h"
 #include "net/swarm_common.h"
@@ -588,14 +589,7 @@ Result<PeerReport> Peer::Run() {
     if (opt_.merge == "hard") {
       std::copy(global_.begin(), global_.end(), x.begin());
     } else {
-      double norm_sq = 0;
-      for (size_t i = 0; i < n; ++i) norm_sq += double(x[i] - global_[i]) * (x[i] - global_[i]);
-      const float norm = static_cast<float>(std::sqrt(norm_sq));
-      const float push = norm > 0 ? opt_.dppf_lambda / norm : 0.0f;
-      for (size_t i = 0; i < n; ++i) {
-        const float d = x[i] - global_[i];
-        x[i] = x[i] - opt_.dppf_alpha * d + push * d;
-      }
+      DppfMerge(x, global_, opt_.dppf_alpha, opt_.dppf_lambda);
     }
     Json m = {{"t", Since(t0_)},     {"round", rep_.rounds}, {"base_version", base},
               {"verdict", verdict},  {"version", gv_},       {"tau", res->value("tau", 0)},

@@ -446,6 +446,77 @@ TEST_F(SwarmProcess, BadContributionsAreRefusedAndCountedWhileTrainingGoesOn) {
   ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
 }
 
+// Leases: a peer that goes silent (SIGSTOP) is marked suspect after 3 missed leases and evicted
+// after 6; when it resumes it is active again and its work goes on.
+TEST_F(SwarmProcess, SilentPeerIsSuspectedThenEvictedAndComesBack) {
+  StartServe();
+  StartPeer(0, {"--max-seconds", "60"});
+  auto state_of = [&](const std::string& name) {
+    const Json s = Status();
+    for (const Json& p : s.value("peers", Json::array()))
+      if (p["name"] == name) return p["state"].get<std::string>();
+    return std::string("absent");
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  while (ReadJsonl(dir_ / "p0/metrics.jsonl").size() < 2) {
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60)) << Slurp(dir_ / "p0.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(state_of("p0"), "active");
+  testing_util::Signal(peers_[0], SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(6 * 300 + 800));  // > 6 leases of 300 ms
+  EXPECT_EQ(state_of("p0"), "evicted");
+  testing_util::Signal(peers_[0], SIGCONT);
+  const size_t rounds = ReadJsonl(dir_ / "p0/metrics.jsonl").size();
+  const auto t1 = std::chrono::steady_clock::now();
+  while (ReadJsonl(dir_ / "p0/metrics.jsonl").size() < rounds + 2) {
+    ASSERT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(60)) << Slurp(dir_ / "p0.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(state_of("p0"), "active");
+  testing_util::Signal(peers_[0], SIGINT);
+  EXPECT_EQ(WaitFor(peers_[0], 60), 0) << Slurp(dir_ / "p0.log");
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+  std::vector<std::string> events;
+  for (const Json& m : AggMetrics(dir_))
+    if (m.value("peer", "") == "p0" && m.contains("event")) {
+      const std::string e = m["event"];
+      if (e == "suspect" || e == "evicted" || e == "peer_back") events.push_back(e);
+    }
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0], "suspect");
+  EXPECT_EQ(events[1], "evicted");
+  EXPECT_EQ(events[2], "peer_back");
+}
+
+// With --authority, the membership list must carry the authority's valid signature: a signed
+// list serves, an unsigned or altered one is refused at start, naming the file.
+TEST_F(SwarmProcess, AuthoritySignedListIsRequired) {
+  std::vector<PublicIdentity> members{PublicOf(ids_["p0"]), PublicOf(ids_["ops"])};
+  const std::string signed_list = dir_ / "signed.txt";
+  ASSERT_TRUE(WriteMembership(signed_list, members, &ids_["rogue"], kRunId).ok());  // "rogue" plays the authority
+  auto serve_with = [&](const std::string& list) {
+    std::vector<std::string> a = ServeArgs({"--authority", Key("rogue") + ".pub", "--max-seconds", "2"});
+    for (size_t i = 0; i + 1 < a.size(); ++i)
+      if (a[i] == "--members") a[i + 1] = list;
+    Child c = SpawnStrata(a, dir_ / "auth.log");
+    children_.push_back(&c);
+    const int rc = WaitFor(c, 30);
+    children_.pop_back();
+    return rc;
+  };
+  EXPECT_EQ(serve_with(signed_list), 0) << Slurp(dir_ / "auth.log");
+  EXPECT_EQ(serve_with(dir_ / "members.txt"), 1) << "an unsigned list must be refused";
+  std::string text = Slurp(signed_list);
+  const size_t at = text.find("member p0");
+  ASSERT_NE(at, std::string::npos);
+  text[at + 7] = 'q';  // "member q0"
+  { std::ofstream(signed_list, std::ios::trunc) << text; }
+  EXPECT_EQ(serve_with(signed_list), 1) << "an altered list must be refused";
+  EXPECT_NE(Slurp(dir_ / "auth.log").find("signed.txt"), std::string::npos) << Slurp(dir_ / "auth.log");
+}
+
 // A TCP proxy between peers and the aggregator that delays bytes and now and then cuts the
 // connection (every frame in flight on it is lost; ZeroMQ reconnects and redoes the CURVE
 // handshake). The peers resend and re-ask; nothing is lost or applied twice.
