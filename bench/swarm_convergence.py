@@ -69,6 +69,10 @@ CONFIGS = {
                                    "plain asynchronous DiLoCo: no staleness handling, fixed H"),
     "async-fixed-h": (["--h-ref", "{H}"], ["--fixed-h"],
                       "asynchronous Bi2Clip as 'async' but fixed H (no adaptive local steps)"),
+    # A check of the baseline, not part of the default set: synchronous rounds with the outer step the
+    # asynchronous runs take per 4 arrivals (eta 0.7 on the mean, no momentum).
+    "sync-mu0": (["--sync", "4", "--mu", "0"], ["--fixed-h"],
+                 "synchronous rounds of 4, eta 0.7, no outer momentum, fixed H"),
 }
 DEFAULT_CONFIGS = "sync,async,async-no-staleness,async-fixed-h"
 
@@ -358,6 +362,7 @@ def run_one(a, binary, keys, cfg, seed, run_dir, eval_batch):
         join_cmds.append(c)
 
     load_before = os.getloadavg()
+    cpu_before, kids_before = _busy_cpu_s(), _children_cpu_s()
     logs = []
     serve_log = open(os.path.join(run_dir, "serve.log"), "w")
     logs.append(serve_log)
@@ -412,6 +417,10 @@ def run_one(a, binary, keys, cfg, seed, run_dir, eval_batch):
     for f in logs:
         f.close()
     load_after = os.getloadavg()
+    # CPU seconds the machine spent on other work while this run trained (all busy time less ours).
+    busy = _busy_cpu_s() - cpu_before
+    ours = _children_cpu_s() - kids_before
+    foreign_cpu_s = max(0.0, busy - ours) if busy >= 0 else None
 
     # Versions -> (time, cumulative inner steps received), from the aggregator's log.
     events = read_jsonl(agg_metrics)
@@ -485,6 +494,8 @@ def run_one(a, binary, keys, cfg, seed, run_dir, eval_batch):
         "aggregator_stop_status": stop_event.get("status") if stop_event else None,
         "snapshots_copied": len(watcher.thetas), "snapshot_read_errors": watcher.bad,
         "load_before": load_before, "load_after": load_after,
+        "cpu_busy_s": busy, "cpu_ours_s": ours, "cpu_foreign_s": foreign_cpu_s,
+        "cpu_foreign_share": (foreign_cpu_s / busy) if busy and foreign_cpu_s is not None else None,
         "log_problems": {k: v[:20] for k, v in problems.items() if v},
         "curve": curve,
     }
@@ -508,16 +519,16 @@ def final_at_T(curve, T):
     return (pts[-1]["val_loss"], pts[-1]["steps"], pts[-1]["t"]) if pts else (None, None, None)
 
 
-def time_to(curve, target):
-    """First time the curve is at or below target, linear in time between the two evaluated points
-    around the crossing; None if never."""
+def time_to(curve, target, key="t"):
+    """First time (or inner steps, key="steps") the curve is at or below target, linear between the
+    two evaluated points around the crossing; None if never."""
     for i, p in enumerate(curve):
         if p["val_loss"] <= target:
             if i == 0:
-                return p["t"]
+                return p[key]
             q = curve[i - 1]
             f = (q["val_loss"] - target) / (q["val_loss"] - p["val_loss"])
-            return q["t"] + f * (p["t"] - q["t"])
+            return q[key] + f * (p[key] - q[key])
     return None
 
 
@@ -531,6 +542,7 @@ def summarise(runs, configs, T):
         rs = by.get(c, {})
         finals = {s: final_at_T(rs[s]["curve"], T)[0] for s in rs}
         ttt = {s: time_to(rs[s]["curve"], targets[s]) if s in targets else None for s in rs}
+        stt = {s: time_to(rs[s]["curve"], targets[s], "steps") if s in targets else None for s in rs}
         walls = {s: rs[s]["wall_to_T_s"] for s in rs}
         fv = [v for v in finals.values() if v is not None]
         summ["configs"][c] = {
@@ -540,6 +552,8 @@ def summarise(runs, configs, T):
             "time_to_sync_final_s": {str(s): ttt[s] for s in ttt},
             "time_to_sync_final_median_s": median(ttt.values()) if all(v is not None for v in ttt.values()) else None,
             "reached_sync_final": sum(v is not None for v in ttt.values()),
+            "steps_to_sync_final": {str(s): stt[s] for s in stt},
+            "steps_to_sync_final_median": median(stt.values()) if all(v is not None for v in stt.values()) else None,
             "runs": len(rs),
         }
     # No staleness handling against the default: paired differences against the seed spread.
@@ -562,7 +576,7 @@ def summarise(runs, configs, T):
 # ---- Plot -----------------------------------------------------------------------------------------------------
 
 COLOURS = {"sync": "#444444", "async": "#1f77b4", "async-no-staleness": "#d62728",
-           "async-no-staleness-fixed-h": "#ff7f0e", "async-fixed-h": "#2ca02c"}
+           "async-no-staleness-fixed-h": "#ff7f0e", "async-fixed-h": "#2ca02c", "sync-mu0": "#9467bd"}
 
 
 def plot(res, png):
@@ -671,7 +685,20 @@ def main():
     ap.add_argument("--max-run-seconds", type=float, default=400)
     ap.add_argument("--data", default="/usr/share/games/fortunes")
     ap.add_argument("--plot-only", metavar="JSON", help="only draw the plot of an existing result")
+    ap.add_argument("--resummarise", metavar="JSON", help="recompute the summary of an existing result (and plot)")
     a = ap.parse_args()
+
+    if a.resummarise:
+        with open(a.resummarise) as f:
+            res = json.load(f)
+        res["summary"] = summarise(res["runs"], res["params"]["configs"], res["params"]["total_steps"])
+        with open(a.resummarise + ".tmp", "w") as f:
+            json.dump(res, f, indent=1)
+        os.replace(a.resummarise + ".tmp", a.resummarise)
+        print(json.dumps(res["summary"], indent=1))
+        if a.png:
+            plot_somewhere(a.resummarise, a.png)
+        return
 
     if a.plot_only:
         png = a.png or os.path.join(REPO, "docs", "img", "swarm_convergence.png")
@@ -757,6 +784,22 @@ def main():
     print(json.dumps(res["summary"], indent=1))
     print("wrote %s (%.0f s)" % (json_path, time.time() - t_all))
     plot_somewhere(json_path, png)
+
+
+def _busy_cpu_s():
+    """Busy CPU seconds of the whole machine since boot (/proc/stat, all but idle and iowait)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
+def _children_cpu_s():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _cpu_name():
