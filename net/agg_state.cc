@@ -416,6 +416,8 @@ Result<SubmitOutcome> AggState::Submit(const Contribution& c) {
     };
     const std::string versions = "base version " + std::to_string(c.base_version) + ", global " +
                                  std::to_string(outer_.version) + ", tau_max " + std::to_string(tau_max);
+    if (c.base_version <= outer_.version)  // the staleness, also of a refusal (for the metrics)
+      o.tau = static_cast<uint32_t>(std::min<uint64_t>(outer_.version - c.base_version, UINT32_MAX));
     if (c.base_version > outer_.version) return refuse(Refusal::kFromFuture, versions);
     if (outer_.version - c.base_version > tau_max) return refuse(Refusal::kTooStale, versions);
     if (c.inner_steps == 0) return refuse(Refusal::kZeroInnerSteps, "a contribution of 0 inner steps");

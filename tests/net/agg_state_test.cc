@@ -155,6 +155,7 @@ TEST(AggState, RefusalsLeaveStateAndLogUntouched) {
     EXPECT_EQ(ReadFile(dir / "wal.log"), wal);
   };
   expect_refused(MakeContribution(n, 10, /*base=*/1), "too_stale");  // tau = 3 > 2
+  EXPECT_EQ(st.Submit(MakeContribution(n, 10, 1))->tau, 3u) << "a refusal still reports its staleness";
   expect_refused(MakeContribution(n, 11, /*base=*/9), "from_future");
   Contribution zero = MakeContribution(n, 12, st.version());
   zero.inner_steps = 0;
