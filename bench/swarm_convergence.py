@@ -532,12 +532,14 @@ def time_to(curve, target, key="t"):
     return None
 
 
-def summarise(runs, configs, T):
+def summarise(runs, configs, T, baseline="sync", levels=(2.6, 2.3, 2.1)):
     by = {c: {r["seed"]: r for r in runs if r["config"] == c} for c in configs}
     seeds = sorted({r["seed"] for r in runs})
-    targets = {s: final_at_T(by["sync"][s]["curve"], T)[0] for s in seeds if s in by.get("sync", {})}
-    summ = {"target_definition": "per seed: the sync run's val loss at T (same seed: same init, same batches)",
-            "targets": {str(s): targets[s] for s in targets}, "configs": {}}
+    targets = {s: final_at_T(by[baseline][s]["curve"], T)[0] for s in seeds if s in by.get(baseline, {})}
+    summ = {"baseline": baseline,
+            "target_definition": "per seed: the %s run's val loss at T (same seed: same init, same batches)"
+                                 % baseline,
+            "targets": {str(s): targets[s] for s in targets}, "levels": list(levels), "configs": {}}
     for c in configs:
         rs = by.get(c, {})
         finals = {s: final_at_T(rs[s]["curve"], T)[0] for s in rs}
@@ -554,6 +556,8 @@ def summarise(runs, configs, T):
             "reached_sync_final": sum(v is not None for v in ttt.values()),
             "steps_to_sync_final": {str(s): stt[s] for s in stt},
             "steps_to_sync_final_median": median(stt.values()) if all(v is not None for v in stt.values()) else None,
+            # Seconds to fixed loss levels (None: not reached within T), per seed.
+            "time_to_level_s": {"%g" % lv: {str(s): time_to(rs[s]["curve"], lv) for s in rs} for lv in levels},
             "runs": len(rs),
         }
     # No staleness handling against the default: paired differences against the seed spread.
@@ -603,7 +607,7 @@ def plot(res, png):
         m = median(list(tg.values()))
         for ax in axes:
             ax.axhline(m, color="#444444", ls=":", lw=0.8)
-        axes[0].text(0.99, m, " sync final (median)", transform=axes[0].get_yaxis_transform(), ha="right",
+        axes[0].text(0.99, m, " %s final (median)" % res["summary"].get("baseline", "sync"), transform=axes[0].get_yaxis_transform(), ha="right",
                      va="bottom", fontsize=8, color="#444444")
     lo = min(all_losses) if all_losses else 2.0
     top = (median(list(tg.values())) + 0.45) if tg else 3.6
@@ -612,7 +616,7 @@ def plot(res, png):
     for c in configs:
         s = res["summary"]["configs"].get(c, {})
         tm = s.get("time_to_sync_final_median_s")
-        if tm is not None and tg and c != "sync":
+        if tm is not None and tg and c != res["summary"].get("baseline", "sync"):
             axes[0].plot([tm], [median(list(tg.values()))], marker="o", ms=5, color=COLOURS.get(c), zorder=5)
     axes[0].set_xlabel("wall-clock seconds since the peers started")
     axes[1].set_xlabel("inner steps received by the aggregator, all peers (stop at T = %d)" % T)
@@ -669,6 +673,8 @@ def main():
     ap.add_argument("--keep-runs", action="store_true", help="keep the aggregators' state folders")
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help="from: " + ", ".join(CONFIGS))
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--baseline", default="sync", help="the config whose final loss is the target")
+    ap.add_argument("--levels", default="2.6,2.3,2.1", help="loss levels to time every config to")
     ap.add_argument("--total-steps", type=int, default=4800, help="T: inner steps summed over peers")
     ap.add_argument("--inner-steps", type=int, default=10, help="H")
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -691,7 +697,9 @@ def main():
     if a.resummarise:
         with open(a.resummarise) as f:
             res = json.load(f)
-        res["summary"] = summarise(res["runs"], res["params"]["configs"], res["params"]["total_steps"])
+        p = res["params"]
+        res["summary"] = summarise(res["runs"], p["configs"], p["total_steps"], p.get("baseline", "sync"),
+                                   p.get("levels", (2.6, 2.3, 2.1)))
         with open(a.resummarise + ".tmp", "w") as f:
             json.dump(res, f, indent=1)
         os.replace(a.resummarise + ".tmp", a.resummarise)
@@ -704,6 +712,7 @@ def main():
         png = a.png or os.path.join(REPO, "docs", "img", "swarm_convergence.png")
         sys.exit(0 if plot_somewhere(a.plot_only, png) else 1)
     configs = [c.strip() for c in a.configs.split(",") if c.strip()]
+    a.levels = [float(x) for x in a.levels.split(",") if x.strip()]
     for c in configs:
         if c not in CONFIGS:
             sys.exit("unknown config %r (want: %s)" % (c, ", ".join(CONFIGS)))
@@ -751,7 +760,8 @@ def main():
                    "seeds": a.seeds, "total_steps": a.total_steps, "inner_steps": a.inner_steps, "lr": a.lr,
                    "layers": a.layers, "heads": a.heads, "width": a.width, "context": a.context,
                    "batch": a.batch, "seq": a.seq, "slowdown": a.slowdown, "straggler": "p3",
-                   "snap_contribs": a.snap_contribs, "eval_batches": a.eval_batches},
+                   "snap_contribs": a.snap_contribs, "eval_batches": a.eval_batches, "baseline": a.baseline,
+                   "levels": a.levels},
         "method": {
             "stop": "at T inner steps received by the aggregator (refused ones included), from its metrics.jsonl",
             "eval": "offline: snapshot.bin copied as the aggregator replaces it, evaluated after the run with "
@@ -775,7 +785,7 @@ def main():
                 time.time() - t_all, c, s, "%.1f" % rec["wall_to_T_s"] if rec["wall_to_T_s"] else "-",
                 "%.4f" % fin[0] if fin[0] else "-", fin[1], len(rec["curve"]), time.time() - t,
                 "  PROBLEMS: %s" % sorted(rec["log_problems"]) if rec["log_problems"] else ""), flush=True)
-            res["summary"] = summarise(res["runs"], configs, a.total_steps)
+            res["summary"] = summarise(res["runs"], configs, a.total_steps, a.baseline, a.levels)
             res["elapsed_s"] = time.time() - t_all
             os.makedirs(os.path.dirname(json_path), exist_ok=True)
             with open(json_path + ".tmp", "w") as f:

@@ -96,7 +96,7 @@ void EncodeHeader(const FrameHeader& h, uint32_t payload_bytes, std::span<uint8_
 // e.g. "wire: bad magic 0x...", "wire: truncated frame: 57 bytes, header needs 128".
 [[nodiscard]] Result<FrameView> DecodeFrame(std::span<const uint8_t> bytes);
 
-// Ed25519 over the signing message = header bytes (128) || BLAKE2b-256(payload) (crypto_generichash,
+// Ed25519 over the signing message = header bytes (128) || SHA-256(payload) (OpenSSL's EVP,
 // 32 bytes), checked against h.peer_key, which must equal the key inside the signed header bytes
 // (always so for a view from DecodeFrame; kInvalidArgument for an edited view). kCorruption when the
 // signature does not verify.

@@ -15,6 +15,7 @@ PACKAGES=(
   libpcre2-dev                       # model/: the GPT-2 pre-tokenizer's regular expression
   libzmq3-dev cppzmq-dev             # net/: the swarm's sockets, CURVE-encrypted (ZeroMQ 4.3)
   libsodium-dev                      # net/: Ed25519 identities and signatures
+  libssl-dev                         # net/: SHA-256 of frame payloads (OpenSSL's libcrypto)
   fortunes                           # the default corpus of `strata finetune` (real English text)
 )
 

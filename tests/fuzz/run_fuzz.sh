@@ -10,7 +10,7 @@ if [[ -z "$clang" ]]; then echo "skip: no clang++ (libFuzzer needs clang)"; exit
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-fuzz-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 if ! "$clang" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I"$src" \
-    "$src/tests/fuzz/${target}_fuzz.cc" "$src/net/wire.cc" "$src/runtime/status.cc" -lsodium \
+    "$src/tests/fuzz/${target}_fuzz.cc" "$src/net/wire.cc" "$src/runtime/status.cc" -lsodium -lcrypto \
     -o "$work/fuzz" 2>"$work/build.log"; then
   if grep -q "libclang_rt.fuzzer\|cannot find.*fuzzer" "$work/build.log"; then
     echo "skip: clang's libFuzzer runtime is not installed (Debian: libclang-rt-14-dev)"; exit 77
