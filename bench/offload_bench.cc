@@ -18,6 +18,7 @@
 #include "offload/io.h"
 #include "offload/offload_engine.h"
 #include "runtime/cpu_features.h"
+#include "runtime/sysinfo.h"
 
 namespace strata::bench {
 
@@ -69,13 +70,6 @@ struct Mapping {
 
 }  // namespace
 
-uint64_t PeakRssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
 
 DiskProber::~DiskProber() {
   queue_.reset();

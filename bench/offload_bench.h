@@ -86,7 +86,4 @@ struct DiskProbe {
   bool direct = false;
 };
 
-// Peak resident set of this process (VmHWM), bytes.
-uint64_t PeakRssBytes();
-
 }  // namespace strata::bench

@@ -17,6 +17,7 @@
 
 #include "optim/adamw.h"
 #include "optim/q8_book.h"
+#include "runtime/sysinfo.h"
 #include "runtime/thread_pool.h"
 
 namespace strata::bench {
@@ -71,13 +72,6 @@ void FillConst(ThreadPool& pool, T* x, int64_t n, T value) {
   pool.ParallelFor(n, 1 << 16, [&](int64_t b, int64_t e) { std::fill(x + b, x + e, value); });
 }
 
-std::string CpuModel() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
 // Size of the last-level cache in bytes (0 when unknown), from sysfs.
 double LastLevelCacheBytes() {
@@ -94,23 +88,7 @@ double LastLevelCacheBytes() {
   return best;
 }
 
-// MemAvailable from /proc/meminfo, in bytes (0 when unknown).
-double MemAvailableBytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  double kb = 0;
-  std::string unit;
-  while (f >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024.0;
-  return 0;
-}
 
-std::string Today() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
-  return buf;
-}
 
 }  // namespace
 
@@ -144,7 +122,7 @@ Result<nlohmann::json> RunOptimBenchUnchecked(const OptimBenchOptions& opt) {
   // Memory is a budget: say what the run needs and refuse up front if the machine has less.
   const int64_t tn_need = std::max<int64_t>(n, opt.triad_min_elems);
   const double need = tn_need * 12.0 + n * 16.0 + n * 6.0 + q8::NumBlocks(n) * 8.0;
-  if (const double avail = MemAvailableBytes(); avail > 0 && need > 0.9 * avail) {
+  if (const double avail = static_cast<double>(MemInfoBytes("MemAvailable:")); avail > 0 && need > 0.9 * avail) {
     char buf[256];
     std::snprintf(buf, sizeof buf, "--params %lld needs %.2f GiB, but only %.2f GiB is available; use fewer params",
                   static_cast<long long>(n), need / (1 << 30), avail / (1 << 30));
@@ -167,8 +145,8 @@ Result<nlohmann::json> RunOptimBenchUnchecked(const OptimBenchOptions& opt) {
       n * 16.0 / gib, n * 6.0 / gib);
 
   nlohmann::json r;
-  r["date"] = Today();
-  r["cpu"] = CpuModel();
+  r["date"] = TodayUtc();
+  r["cpu"] = CpuModelName();
   r["params"] = n;
   r["threads"] = pool.size();
   r["simd"] = std::string(SimdLevelName(simd));

@@ -40,6 +40,7 @@
 #include "net/zmq_security.h"
 #include "optim/q8_book.h"
 #include "runtime/le.h"
+#include "runtime/sysinfo.h"
 #include "runtime/thread_pool.h"
 
 namespace strata::bench {
@@ -89,37 +90,9 @@ double Median(std::vector<double> v) {
 
 // ---- machine facts (as bench optim reports them) ----
 
-std::string CpuModel() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
-uint64_t MeminfoBytes(const char* key) {
-  std::ifstream f("/proc/meminfo");
-  std::string k, unit;
-  uint64_t kb = 0;
-  while (f >> k >> kb >> unit)
-    if (k == key) return kb * 1024;
-  return 0;
-}
 
-uint64_t PeakRssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
 
-std::string Today() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
-  return buf;
-}
 
 // ---- what bounds the ratio on a CPU-bound machine ----
 
@@ -729,7 +702,7 @@ Result<Json> RunUnchecked(const SwarmBenchOptions& opt) {
       "%d rounds\n  memory budget %.2f GiB (pseudo-gradient + residual %.2f, codes %.2f, in flight %.2f)\n",
       n, plan.count, plan.chunk, frame, opt.window, opt.rounds, budget / 1073741824.0, 8.0 * n / 1073741824.0,
       2.0 * (n + 4 * nb) / 1073741824.0, (2.0 * max_streams * (opt.window + 1) * frame) / 1073741824.0);
-  if (const uint64_t avail = MeminfoBytes("MemAvailable:"); avail > 0 && budget > avail / 10 * 9)
+  if (const uint64_t avail = MemInfoBytes("MemAvailable:"); avail > 0 && budget > avail / 10 * 9)
     return Status::OutOfMemory(Fmt("--params %" PRIu64 " needs %.2f GiB, but only %.2f GiB is available", n,
                                    budget / 1073741824.0, avail / 1073741824.0));
 
@@ -907,10 +880,10 @@ Result<Json> RunUnchecked(const SwarmBenchOptions& opt) {
 
   Json r;
   r["benchmark"] = "swarm";
-  r["date"] = Today();
-  r["machine"] = {{"cpu", CpuModel()},
+  r["date"] = TodayUtc();
+  r["machine"] = {{"cpu", CpuModelName()},
                   {"cores", std::thread::hardware_concurrency()},
-                  {"mem_total_bytes", MeminfoBytes("MemTotal:")}};
+                  {"mem_total_bytes", MemInfoBytes("MemTotal:")}};
   r["params"] = n;
   r["chunk"] = plan.chunk;
   r["chunks"] = plan.count;

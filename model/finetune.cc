@@ -27,6 +27,7 @@
 #include "runtime/file_util.h"
 #include "runtime/progress.h"
 #include "runtime/svg_plot.h"
+#include "runtime/sysinfo.h"
 #include "runtime/thread_pool.h"
 #include "runtime/trace.h"
 
@@ -44,12 +45,6 @@ constexpr int kRunVersion = 1;
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-uint64_t PeakRssBytes() {
-  struct rusage ru;
-  ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
 }
 
 const char* OffloadName(OffloadMode m) {
