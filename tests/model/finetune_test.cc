@@ -21,19 +21,13 @@
 
 #include "model/finetune.h"
 #include "tests/offload/temp_dir.h"
+#include "tests/process_util.h"
 
 namespace strata::model {
 namespace {
 
 namespace fs = std::filesystem;
 constexpr char kCorpus[] = "/usr/share/games/fortunes/wisdom";
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A tiny model with many chunks, so kills land in every phase of a step.
 std::vector<std::string> TinyRun(const std::string& out) {
@@ -43,34 +37,13 @@ std::vector<std::string> TinyRun(const std::string& out) {
           "--no-progress"};
 }
 
-struct Child {
-  pid_t pid = -1;
-};
+using testing_util::Child;
+using testing_util::Slurp;
 
-// Starts the strata binary with args; output goes to out/../log.
+// Runs to the end (each test bounds its own time: 10 minutes at most, then SIGKILL).
+int Wait(Child c) { return testing_util::WaitFor(c, 600); }
 Child Spawn(const std::vector<std::string>& args, const std::string& log, const std::string& cache) {
-  Child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::setenv("XDG_CACHE_HOME", cache.c_str(), 1);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(STRATA_BINARY));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(STRATA_BINARY, argv.data());
-    ::_exit(127);
-  }
-  return c;
-}
-
-// Waits; returns the exit status, or 128 + signal.
-int Wait(const Child& c) {
-  int st = 0;
-  ::waitpid(c.pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return testing_util::SpawnStrata(args, log, cache);
 }
 
 int RunToEnd(const std::vector<std::string>& args, const std::string& log, const std::string& cache) {
