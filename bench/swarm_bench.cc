@@ -36,6 +36,7 @@
 
 #include "net/identity.h"
 #include "net/pg_codec.h"
+#include "net/swarm_common.h"
 #include "net/wire.h"
 #include "net/zmq_security.h"
 #include "optim/q8_book.h"
@@ -506,15 +507,8 @@ class RawReceiver final : public StreamReceiver {
   uint32_t next_;  // chunk of the next message
 };
 
+
 // ---- the exchange: the peer's upload and the aggregator's receive ----
-
-void FreeFrame(void*, void* hint) { delete static_cast<std::vector<uint8_t>*>(hint); }
-
-// Hands an encoded frame to zmq without copying it (libzmq frees it once sent).
-zmq::message_t FrameMessage(std::vector<uint8_t>&& frame) {
-  auto* v = new std::vector<uint8_t>(std::move(frame));
-  return zmq::message_t(v->data(), v->size(), FreeFrame, v);
-}
 
 class ExchangeSender final : public StreamSender {
  public:
@@ -549,7 +543,7 @@ class ExchangeSender final : public StreamSender {
     Result<std::vector<uint8_t>> f = net::EncodeFrame(h, payload_, k_.peer.sign_sk);
     sign_s += ThreadCpu() - t1;
     if (!f.ok()) return f.status();
-    return FrameMessage(std::move(*f));
+    return net::FrameMessage(std::move(*f));
   }
   // SwarmClient::Recv's checks: structure, the aggregator's key and run, the signature.
   Result<uint32_t> Ack(const zmq::message_t& ack) override {
@@ -620,7 +614,7 @@ class ExchangeReceiver final : public StreamReceiver {
     Result<std::vector<uint8_t>> ack = net::EncodeFrame(a, {}, k_.agg.sign_sk);
     ack_sign_s += ThreadCpu() - t2;
     if (!ack.ok()) return ack.status();
-    return FrameMessage(std::move(*ack));
+    return net::FrameMessage(std::move(*ack));
   }
 
   double verify_s = 0;    // CPU s: DecodeFrame, key and shape checks, VerifyFrame (SHA-256 + Ed25519)

@@ -386,7 +386,7 @@ def run_one(a, binary, keys, cfg, seed, run_dir, eval_batch):
         peers.append(subprocess.Popen(c, stdout=lf, stderr=subprocess.STDOUT))
 
     # Tail the aggregator's metrics until T inner steps have been received.
-    steps, t_T, pos, buf = 0, None, 0, ""
+    steps, t_T, buf = 0, None, ""
     timed_out = False
     with open(agg_metrics) as mf:
         while True:
@@ -698,6 +698,8 @@ def main():
         with open(a.resummarise) as f:
             res = json.load(f)
         p = res["params"]
+        p.setdefault("baseline", "sync")
+        p.setdefault("levels", [2.6, 2.3, 2.1])
         res["summary"] = summarise(res["runs"], p["configs"], p["total_steps"], p.get("baseline", "sync"),
                                    p.get("levels", (2.6, 2.3, 2.1)))
         with open(a.resummarise + ".tmp", "w") as f:

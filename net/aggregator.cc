@@ -190,13 +190,14 @@ bool Server::Send(zmq::message_t& rid, FrameHeader h, std::span<const uint8_t> p
                  bytes.status().ToString().c_str());
     std::abort();  // our own frames always encode: a failure is a bug
   }
+  const size_t size = bytes->size();
   try {
     zmq::message_t r(rid.data(), rid.size());
     if (!router_.send(r, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       ++dropped_sends_;
       return false;
     }
-    zmq::message_t m(bytes->data(), bytes->size());
+    zmq::message_t m = FrameMessage(std::move(*bytes));  // no copy of a 1 MB chunk
     if (!router_.send(m, zmq::send_flags::dontwait)) {
       ++dropped_sends_;
       return false;
@@ -205,8 +206,8 @@ bool Server::Send(zmq::message_t& rid, FrameHeader h, std::span<const uint8_t> p
     ++dropped_sends_;
     return false;
   }
-  bytes_out_ += bytes->size();
-  if (who) live_[*who].bytes_out += bytes->size();
+  bytes_out_ += size;
+  if (who) live_[*who].bytes_out += size;
   return true;
 }
 

@@ -27,6 +27,12 @@ Result<uint64_t> ParseHashHex(std::string_view s) {
   return v;
 }
 
+zmq::message_t FrameMessage(std::vector<uint8_t>&& frame) {
+  auto* v = new std::vector<uint8_t>(std::move(frame));
+  return zmq::message_t(
+      v->data(), v->size(), [](void*, void* hint) { delete static_cast<std::vector<uint8_t>*>(hint); }, v);
+}
+
 namespace {
 // Splits "tcp://HOST:PORT".
 bool SplitTcp(const std::string& ep, std::string* host, std::string* port) {
@@ -95,14 +101,15 @@ Status SwarmClient::Send(FrameHeader h, std::span<const uint8_t> payload) {
   Result<std::vector<uint8_t>> bytes = EncodeFrame(h, payload, id_.sign_sk);
   if (!bytes.ok()) return bytes.status();
   try {
-    zmq::message_t m(bytes->data(), bytes->size());
+    const size_t size = bytes->size();
+    zmq::message_t m = FrameMessage(std::move(*bytes));
     if (!sock_.send(m, zmq::send_flags::dontwait))
       return Status::Unavailable("the send queue to the aggregator is full (is it reachable?)");
+    bytes_out_ += size;
+    return Status::Ok();
   } catch (const zmq::error_t& e) {
     return Status::IOError(std::string("send: ") + e.what());
   }
-  bytes_out_ += bytes->size();
-  return Status::Ok();
 }
 
 Status SwarmClient::SendRaw(std::span<const uint8_t> frame) {

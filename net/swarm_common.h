@@ -27,6 +27,9 @@ std::string HashHex(uint64_t h);                    // 16 hex digits
 // advertise is given.
 std::string ConnectableEndpoint(const std::string& bound, const std::string& advertise);
 
+// A zmq message that owns frame without copying it (zero-copy send; freed by libzmq when sent).
+zmq::message_t FrameMessage(std::vector<uint8_t>&& frame);
+
 // A frame received and checked: structurally valid, signed by the expected key, of the run.
 struct Received {
   std::unique_ptr<zmq::message_t> msg;  // owns the bytes that view points into
