@@ -86,6 +86,8 @@ class Server {
   std::string router_ep_, pub_ep_;
   std::map<PeerKey, PeerLive> live_;
   std::map<PeerKey, Partial> partial_;
+  // Per peer, the upload refused last and why (its later chunks get the same answer, uncounted).
+  std::map<PeerKey, std::pair<uint64_t, std::string>> refused_;
   std::map<std::string, uint64_t> refusals_;
   std::vector<uint64_t> tau_hist_;
   uint64_t bytes_in_ = 0, bytes_out_ = 0, frames_in_ = 0, applied_ = 0, dropped_sends_ = 0;
@@ -335,12 +337,18 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
   }
   auto refuse_result = [&](const std::string& reason, const std::string& detail) {
     ++refusals_[reason];
+    if (reason == "too_stale") tau_hist_.back()++;  // the histogram's last bin: beyond tau_max
     ++live_[who].refused;
     Metric({{"event", "refused"}, {"reason", reason}, {"detail", detail}, {"peer", live_[who].name},
             {"sequence", h.sequence}});
     partial_.erase(who);
+    refused_[who] = {h.sequence, reason + ": " + detail};
     result("refused", reason + ": " + detail, nullptr);
   };
+  // A later chunk of an upload already refused: the same answer again (the first may have been
+  // lost), not counted again.
+  if (auto it = refused_.find(who); it != refused_.end() && it->second.first == h.sequence)
+    return result("refused", it->second.second, nullptr);
   if (h.codec != Codec::kQ8Signed) return refuse_result("wrong_codec", std::string(CodecName(h.codec)));
   if (h.total_elements != n)
     return refuse_result("wrong_shape", std::to_string(h.total_elements) + " elements, the model has " +
@@ -351,6 +359,15 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
     return refuse_result("wrong_shape", "chunk " + std::to_string(h.chunk_index) + " of " +
                                             std::to_string(h.chunk_count) + " at " + std::to_string(h.element_offset) +
                                             " does not match chunks of " + std::to_string(chunk));
+  // Too stale already: say so at the first chunk, not after the whole upload (the final check is
+  // Submit's, since the version may move while the rest arrives).
+  const uint64_t version = st_->version(), tau_max = st_->config().outer.tau_max;
+  if (h.base_version > version || version - h.base_version > tau_max) {
+    const bool future = h.base_version > version;
+    return refuse_result(future ? "from_future" : "too_stale",
+                         "base version " + std::to_string(h.base_version) + ", global " + std::to_string(version) +
+                             ", tau_max " + std::to_string(tau_max));
+  }
   Partial& p = partial_[who];
   if (p.sequence != h.sequence) {
     if (p.sequence > h.sequence && p.received > 0) return refuse_result("replay", "older than the upload in progress");
