@@ -67,6 +67,9 @@ CONFIGS = {
                            "adaptive-H flag on"),
     "async-no-staleness-fixed-h": (["--staleness-power", "0", "--no-clip", "--tau-max", "1000"], ["--fixed-h"],
                                    "plain asynchronous DiLoCo: no staleness handling, fixed H"),
+    "async-no-href": ([], [],
+                      "asynchronous, staleness-aware Bi2Clip as 'async', adaptive H, but no H_ref rescale "
+                      "(a short contribution counts for what it did)"),
     "async-fixed-h": (["--h-ref", "{H}"], ["--fixed-h"],
                       "asynchronous Bi2Clip as 'async' but fixed H (no adaptive local steps)"),
     # A check of the baseline, not part of the default set: synchronous rounds with the outer step the

@@ -318,9 +318,11 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
   const uint64_t n = st_->theta().size();
   const uint64_t chunk = st_->config().chunk_elems;
   const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  // tau: the contribution's staleness when known (the version minus its base).
+  const uint64_t tau = h.base_version <= st_->version() ? st_->version() - h.base_version : 0;
   auto result = [&](const std::string& verdict, const std::string& reason, const SubmitOutcome* o) {
     Json j = {{"verdict", verdict}, {"sequence", h.sequence}, {"version", st_->version()},
-              {"theta_hash", HashHex(st_->theta_hash())}};
+              {"theta_hash", HashHex(st_->theta_hash())}, {"tau", tau}};
     if (!reason.empty()) j["reason"] = reason;
     if (o) j.update(Json{{"tau", o->tau}, {"upper", o->upper}, {"lower", o->lower}, {"g_rms", o->g_rms}});
     SendJson(rid, MsgType::kResult, j, &who, st_->version(), h.sequence);
