@@ -107,7 +107,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
     if (!text.ok()) return text.status();
     Result<SwarmRunConfig> stored = SwarmRunConfigFromJson(*text);
     if (!stored.ok()) return Status::Corruption(run_json + ": " + stored.status().message());
-    if (stored->run_id != cfg.run_id || !(stored->model == cfg.model))
+    if (cfg.run_id != 0 && (stored->run_id != cfg.run_id || !(stored->model == cfg.model)))
       return Status::InvalidArgument(dir + " holds run " + std::to_string(stored->run_id) + " (" +
                                      stored->model.ToString() + "), not run " + std::to_string(cfg.run_id) +
                                      " (" + cfg.model.ToString() + "): use another --out, or the same run");
@@ -120,6 +120,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
     st->history_first_ = st->outer_.version;
     if (Status s = st->ReplayWal(); !s.ok()) return s;
   } else {
+    if (cfg.run_id == 0) return Status::InvalidArgument("a new run needs a run id (" + dir + " holds no state)");
     st->cfg_ = cfg;
     const uint64_t n = cfg.NumParams();
     Result<std::unique_ptr<model::Gpt2>> m = model::Gpt2::Create(cfg.model, 1);

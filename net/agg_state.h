@@ -66,8 +66,9 @@ struct PeerRecord {
 
 class AggState {
  public:
-  // Opens DIR (creating it and version 0 from cfg when it holds no state). With existing state,
-  // cfg must describe the same run (run_id, model); the stored run.json wins for the rest.
+  // Opens DIR (creating it and version 0 from cfg when it holds no state; cfg.run_id must then be
+  // set). With existing state, cfg.run_id 0 means "the run stored there"; otherwise cfg must
+  // describe the same run (run_id, model). The stored run.json wins for the rest.
   // Replays the WAL; a torn last record (a crash mid-append, never acknowledged) is cut off.
   [[nodiscard]] static Result<std::unique_ptr<AggState>> Open(const std::string& dir, const SwarmRunConfig& cfg,
                                                               int threads = 1);

@@ -22,6 +22,7 @@
 namespace strata::net {
 
 std::atomic<bool> g_aggregator_stop{false};
+std::atomic<bool> g_aggregator_reload{false};
 
 namespace {
 
@@ -75,6 +76,8 @@ class Server {
   void Announce();
   void CheckLeases();
   void Metric(Json j);
+  Result<Membership> LoadMembers() const;
+  void Reload();
 
   AggregatorOptions opt_;
   zmq::context_t ctx_{1};
@@ -100,10 +103,7 @@ class Server {
   double t0_ = 0, last_announce_ = 0;
 };
 
-Status Server::Setup() {
-  Result<Identity> id = LoadIdentity(opt_.key);
-  if (!id.ok()) return id.status();
-  id_ = std::move(*id);
+Result<Membership> Server::LoadMembers() const {
   std::array<uint8_t, 32> authority{};
   bool have_authority = false;
   if (!opt_.authority.empty()) {
@@ -114,14 +114,35 @@ Status Server::Setup() {
   }
   Result<Membership> m = LoadMembership(opt_.members, have_authority ? &authority : nullptr);
   if (!m.ok()) return m.status();
-  members_ = std::move(*m);
-  if (members_.run_id && *members_.run_id != opt_.run.run_id)
-    return Status::InvalidArgument(opt_.members + " is the list of run " + std::to_string(*members_.run_id) +
-                                   ", not of run " + std::to_string(opt_.run.run_id));
+  if (m->run_id && *m->run_id != st_->config().run_id)
+    return Status::InvalidArgument(opt_.members + " is the list of run " + std::to_string(*m->run_id) +
+                                   ", not of run " + std::to_string(st_->config().run_id));
+  return m;
+}
 
+void Server::Reload() {
+  Result<Membership> m = LoadMembers();
+  if (!m.ok()) {
+    std::fprintf(stderr, "aggregator: keeping the old membership list: %s\n", m.status().ToString().c_str());
+    Metric({{"event", "reload_failed"}, {"error", m.status().ToString()}});
+    return;
+  }
+  members_ = *m;
+  zap_->Replace(std::move(*m));
+  Metric({{"event", "reload"}, {"members", members_.members.size()}});
+  if (!opt_.quiet) std::fprintf(stderr, "strata swarm serve: membership list reloaded (%zu members)\n", members_.members.size());
+}
+
+Status Server::Setup() {
+  Result<Identity> id = LoadIdentity(opt_.key);
+  if (!id.ok()) return id.status();
+  id_ = std::move(*id);
   Result<std::unique_ptr<AggState>> st = AggState::Open(opt_.dir, opt_.run, opt_.threads);
   if (!st.ok()) return st.status();
   st_ = std::move(*st);
+  Result<Membership> m = LoadMembers();
+  if (!m.ok()) return m.status();
+  members_ = std::move(*m);
   tau_hist_.assign(st_->config().outer.tau_max + 2, 0);
 
   Result<std::unique_ptr<ZapHandler>> zap = ZapHandler::Start(ctx_, members_);
@@ -610,6 +631,7 @@ Status Server::Loop() {
         if (g_aggregator_stop.load()) break;
       }
     }
+    if (g_aggregator_reload.exchange(false)) Reload();
     const double now = Now();
     if (now - last_announce_ >= 1.0) Announce();
     if (now - last_check >= 0.25) {

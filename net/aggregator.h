@@ -41,6 +41,9 @@ struct AggregatorOptions {
 
 // Set by a signal handler: the loop finishes the message in hand and returns.
 extern std::atomic<bool> g_aggregator_stop;
+// Set by SIGHUP: the loop reads the membership list again (a member taken off it is refused from
+// its next message on, and cannot connect again). A list that fails to load keeps the old one.
+extern std::atomic<bool> g_aggregator_reload;
 
 [[nodiscard]] Status RunAggregator(const AggregatorOptions& opt);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -26,6 +27,8 @@ void OnStop(int) {
   net::g_peer_stop.store(true);
 }
 
+void OnReload(int) { net::g_aggregator_reload.store(true); }
+
 void InstallStopHandlers() {
   struct sigaction sa = {};
   sa.sa_handler = OnStop;
@@ -33,6 +36,10 @@ void InstallStopHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup = {};
+  hup.sa_handler = OnReload;  // serve: read the membership list again
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
 }
 
 struct KeygenFlags {
@@ -102,7 +109,11 @@ int RunServe(ServeFlags& f) {
   net::AggregatorOptions& o = f.opt;
   o.run.outer.clip = !f.no_clip;
   o.run.outer.nesterov = !f.no_nesterov;
-  if (o.run.run_id == 0) {
+  const bool resuming = std::filesystem::exists(o.dir + "/snapshot.bin");
+  if (resuming && !o.quiet)
+    std::fprintf(stderr, "strata swarm serve: resuming the run stored in %s (its run.json's model and outer step apply)\n",
+                 o.dir.c_str());
+  if (o.run.run_id == 0 && !resuming) {
     uint64_t r = 0;
     while (r == 0) {
       if (getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<uint64_t>(::time(nullptr));
@@ -257,13 +268,13 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   net::AggregatorOptions& so = sf->opt;
   CLI::App* sv = swarm->add_subcommand("serve", "Run the aggregator (any machine with a reachable address).");
   sv->add_option("--key", so.key, "This aggregator's identity file")->required();
-  sv->add_option("--members", so.members, "Membership list (strata swarm members)")->required();
+  sv->add_option("--members", so.members, "Membership list (strata swarm members); SIGHUP reads it again")->required();
   sv->add_option("--authority", so.authority, "Require the list to be signed by this public key (.pub)");
   sv->add_option("--out", so.dir, "State folder: run.json, snapshot.bin, wal.log, metrics.jsonl")->required();
   sv->add_option("--bind", so.bind, "ROUTER endpoint peers connect to")->capture_default_str();
   sv->add_option("--pub", so.pub_bind, "PUB endpoint for announcements (default: the --bind port + 1)");
   sv->add_option("--ready-file", so.ready_file, "Write the bound endpoints here once serving (for scripts)");
-  sv->add_option("--run-id", so.run.run_id, "Run id (default: random); a restart reads it from --out");
+  sv->add_option("--run-id", so.run.run_id, "Run id (default: random); a restart reads the run from --out");
   sv->add_option("--layers", so.run.model.n_layer, "Model layers")->capture_default_str();
   sv->add_option("--heads", so.run.model.n_head, "Attention heads")->capture_default_str();
   sv->add_option("--width", so.run.model.n_embd, "Model width")->capture_default_str();

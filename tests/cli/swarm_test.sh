@@ -35,6 +35,10 @@ grep -q "^alice" status.txt || fail "status lists no alice: $(cat status.txt)"
 kill -INT $serve_pid; wait $serve_pid || fail "serve exit: $(cat serve.log)"
 serve_pid=""
 grep -q "stopped at version 3" serve.log || fail "serve log: $(cat serve.log)"
+# Restarted on the same folder without --run-id, it resumes the stored run at version 3.
+$S swarm serve --key agg.key --members members.txt --out agg-state --bind tcp://127.0.0.1:$port \
+  --max-seconds 1 >serve2.log 2>&1 || fail "serve restart: $(cat serve2.log)"
+grep -q "version 3 (" serve2.log || fail "restart did not resume at version 3: $(cat serve2.log)"
 
 # Bad input, each named.
 expect_error "name" $S swarm keygen --name "bad name"

@@ -494,6 +494,30 @@ TEST_F(SwarmProcess, SilentPeerIsSuspectedThenEvictedAndComesBack) {
   EXPECT_EQ(events[2], "peer_back");
 }
 
+// SIGHUP reads the membership list again: a member taken off it is refused from its next message
+// on (and its next handshake), while the others go on.
+TEST_F(SwarmProcess, ReloadedListRevokesAMember) {
+  StartServe();
+  ASSERT_TRUE(Status().is_object()) << "ops is listed: status works";
+  std::vector<PublicIdentity> without_ops;
+  for (const char* name : {"p0", "p1", "p2", "p3", "rogue"}) without_ops.push_back(PublicOf(ids_[name]));
+  ASSERT_TRUE(WriteMembership(dir_ / "members.txt", without_ops, nullptr, kRunId).ok());
+  testing_util::Signal(serve_, SIGHUP);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (Slurp(dir_ / "agg/metrics.jsonl").find("\"reload\"") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << Slurp(dir_ / "agg.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Child c = SpawnStrata({"swarm", "status", Endpoint(), "--key", Key("ops"), "--server-key", Key("agg") + ".pub",
+                         "--timeout", "3"},
+                        dir_ / "revoked.out");
+  EXPECT_EQ(WaitFor(c, 20), 1) << Slurp(dir_ / "revoked.out");
+  StartPeer(0, {"--rounds", "2"});
+  EXPECT_EQ(WaitFor(peers_[0], 120), 0) << "a listed peer goes on:\n" << Slurp(dir_ / "p0.log");
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+}
+
 // With --authority, the membership list must carry the authority's valid signature: a signed
 // list serves, an unsigned or altered one is refused at start, naming the file.
 TEST_F(SwarmProcess, AuthoritySignedListIsRequired) {
