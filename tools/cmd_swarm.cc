@@ -213,10 +213,16 @@ int RunStatus(const StatusFlags& f) {
               "eta_s", "MB in", "MB out", "refused");
   for (const Json& p : j["peers"]) {
     const Json& l = p["lease"];
-    auto num = [&](const char* k) { return l.is_object() && l.contains(k) ? l[k].get<double>() : -1.0; };
-    std::printf("%-16s %-8s %8.0f %8llu %10.0f %8.1f %10.2f %10.2f %8llu\n", p["name"].get<std::string>().c_str(),
-                p["state"].get<std::string>().c_str(), num("version"),
-                static_cast<unsigned long long>(p["contributions"].get<uint64_t>()), num("tokens_per_s"), num("eta_s"),
+    // From the peer's last lease; "-" before its first.
+    auto num = [&](const char* k, const char* fmt) {
+      char b[32] = "-";
+      if (l.is_object() && l.contains(k) && l[k].is_number()) std::snprintf(b, sizeof b, fmt, l[k].get<double>());
+      return std::string(b);
+    };
+    std::printf("%-16s %-8s %8s %8llu %10s %8s %10.2f %10.2f %8llu\n", p["name"].get<std::string>().c_str(),
+                p["state"].get<std::string>().c_str(), num("version", "%.0f").c_str(),
+                static_cast<unsigned long long>(p["contributions"].get<uint64_t>()),
+                num("tokens_per_s", "%.0f").c_str(), num("eta_s", "%.1f").c_str(),
                 p["bytes_in"].get<double>() / 1e6, p["bytes_out"].get<double>() / 1e6,
                 static_cast<unsigned long long>(p["refused"].get<uint64_t>()));
   }
