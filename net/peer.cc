@@ -235,6 +235,7 @@ Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
     return cli_->Send(h, {});
   };
   auto last_progress = Clock::now();
+  int quiet = 0;
   while (next < std::min(count, opt_.window)) {
     if (Status s = request(next++); !s.ok()) return s;
   }
@@ -244,6 +245,11 @@ Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
     Result<Received> r = cli_->Recv(milliseconds(1000));
     if (!r.ok()) {
       if (!r.status().IsUnavailable()) return r.status();
+      if (opt_.verbose) Log("update %llu: no reply for 1 s, asking again", static_cast<unsigned long long>(v));
+      if (++quiet >= 4) {  // 4 s of silence: a fresh connection
+        quiet = 0;
+        if (Status s = cli_->Reconnect(); !s.ok()) return s;
+      }
       for (uint32_t i = 0; i < next; ++i)  // re-ask what has not come (lost, or the aggregator restarted)
         if (!got[i]) {
           if (Status s = request(i); !s.ok() && !s.IsUnavailable()) return s;
@@ -273,6 +279,7 @@ Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
     if (f.h.content_hash != *hash_after) return Status::Corruption("update chunks disagree on the resulting hash");
     got[f.h.chunk_index] = 1;
     ++received;
+    quiet = 0;
     last_progress = Clock::now();
     if (next < count) {
       if (Status s = request(next++); !s.ok()) return s;
@@ -300,11 +307,17 @@ Status Peer::FetchTheta() {
       if (Status s = request(next++); !s.ok()) return s;
     }
     auto last_progress = Clock::now();
+    int quiet = 0;
     while (received < count && !restart) {
       if (Since(last_progress) > opt_.timeout_s) return Status::Unavailable("fetching theta: the aggregator is silent");
       Result<Received> r = cli_->Recv(milliseconds(1000));
       if (!r.ok()) {
         if (!r.status().IsUnavailable()) return r.status();
+        if (opt_.verbose) Log("theta: no reply for 1 s, asking again");
+        if (++quiet >= 4) {  // 4 s of silence: a fresh connection
+          quiet = 0;
+          if (Status s = cli_->Reconnect(); !s.ok()) return s;
+        }
         for (uint32_t i = 0; i < next; ++i)
           if (!got[i]) {
             if (Status s = request(i); !s.ok() && !s.IsUnavailable()) return s;
@@ -327,6 +340,7 @@ Status Peer::FetchTheta() {
       for (uint64_t i = 0; i < cnt; ++i) global_[off + i] = GetF32(f.payload.data() + 4 * i);
       got[f.h.chunk_index] = 1;
       ++received;
+      quiet = 0;
       last_progress = Clock::now();
       if (next < count) {
         if (Status s = request(next++); !s.ok()) return s;
@@ -474,6 +488,13 @@ Result<Json> Peer::Upload(uint64_t seq, uint64_t base, const Q8Tensor& q, uint32
       // acknowledged (an aggregator restart loses uploads in progress), resend it all.
       ++quiet_rounds;
       const bool all = nacked == count || quiet_rounds >= 3;
+      if (quiet_rounds >= 3) {  // 6 s of silence: start over on a fresh connection
+        if (opt_.verbose) Log("upload %llu: reconnecting", static_cast<unsigned long long>(seq));
+        if (Status s = cli_->Reconnect(); !s.ok()) return s;
+      }
+      if (opt_.verbose)
+        Log("upload %llu: nothing for 2 s (%u of %u chunks acknowledged), resending %s",
+            static_cast<unsigned long long>(seq), nacked, count, all ? "all" : "the rest");
       for (uint32_t i = 0; i < next; ++i)
         if (all || !acked[i]) {
           if (Status s = send(i); !s.ok() && !s.IsUnavailable()) return s;

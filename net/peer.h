@@ -47,6 +47,7 @@ struct PeerOptions {
   double timeout_s = 60;           // give up when the aggregator is silent this long
   std::string out;                 // "" = no files; else OUT/metrics.jsonl
   bool quiet = false;
+  bool verbose = false;            // a line for every resend and re-request (a lossy link's story)
 };
 
 struct PeerReport {

@@ -77,19 +77,33 @@ Result<std::unique_ptr<SwarmClient>> SwarmClient::Connect(zmq::context_t& ctx, c
   c->seq_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
                                       .count());
+  c->ctx_ = &ctx;
+  c->endpoint_ = endpoint;
+  if (Status s = c->Open(); !s.ok()) return s;
+  return c;
+}
+
+Status SwarmClient::Open() {
   try {
-    c->sock_ = zmq::socket_t(ctx, zmq::socket_type::dealer);
-    if (Status s = ConfigureCurveClient(c->sock_, id, server.curve_pk); !s.ok()) return s;
+    sock_ = zmq::socket_t(*ctx_, zmq::socket_type::dealer);
+    if (Status s = ConfigureCurveClient(sock_, id_, server_.curve_pk); !s.ok()) return s;
     LivenessOptions lo;
     lo.max_msg_bytes = static_cast<int64_t>(kMaxFrameBytes) + 4096;
-    ConfigureLiveness(c->sock_, lo);
-    c->sock_.set(zmq::sockopt::reconnect_ivl, 100);
-    c->sock_.set(zmq::sockopt::reconnect_ivl_max, 2000);
-    c->sock_.connect(endpoint);
+    ConfigureLiveness(sock_, lo);
+    // Reconnect every 100 ms without backing off: a peer that lost its link should be back as soon
+    // as the link is (an aggregator restart, a cut connection), and an attempt costs little.
+    sock_.set(zmq::sockopt::reconnect_ivl, 100);
+    sock_.connect(endpoint_);
   } catch (const zmq::error_t& e) {
-    return Status::InvalidArgument("cannot connect to " + endpoint + ": " + e.what());
+    return Status::InvalidArgument("cannot connect to " + endpoint_ + ": " + e.what());
   }
-  return c;
+  return Status::Ok();
+}
+
+Status SwarmClient::Reconnect() {
+  sock_.close();  // linger 0: what was queued for the old connection goes with it
+  ++reconnects_;
+  return Open();
 }
 
 SwarmClient::~SwarmClient() = default;

@@ -66,10 +66,18 @@ class SwarmClient {
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t NextSequence() { return ++seq_; }
+  // A fresh socket and connection (ZeroMQ's "lazy pirate" recovery): after a long silence the old
+  // one may hold a queue bound for a connection that is gone. Requests in flight must be resent.
+  [[nodiscard]] Status Reconnect();
+  uint64_t reconnects() const { return reconnects_; }
   zmq::socket_t& socket() { return sock_; }
 
  private:
   SwarmClient(const Identity& id, const PublicIdentity& server) : id_(id), server_(server) {}
+  [[nodiscard]] Status Open();
+  zmq::context_t* ctx_ = nullptr;
+  std::string endpoint_;
+  uint64_t reconnects_ = 0;
   Identity id_;
   PublicIdentity server_;
   zmq::socket_t sock_;

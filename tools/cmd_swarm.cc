@@ -348,6 +348,7 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   jn->add_option("--timeout", jo->timeout_s, "Give up after this many seconds of silence")->capture_default_str();
   jn->add_option("--out", jo->out, "Folder for metrics.jsonl");
   jn->add_flag("--quiet", jo->quiet, "No messages on stderr");
+  jn->add_flag("--verbose", jo->verbose, "A line for every resend and re-request");
   jn->callback([jo, exit_code] { *exit_code = RunJoin(*jo); });
 
   auto* tf = new StatusFlags();

@@ -243,7 +243,10 @@ TEST_F(SwarmProcess, IntruderIsRefusedAtTheHandshake) {
   const Json s = Status();
   ASSERT_TRUE(s.is_object());
   EXPECT_GE(s["zap_denied"].get<uint64_t>(), 1u) << s.dump();
-  EXPECT_EQ(s["frames_in"].get<uint64_t>(), 2u) << "only the status client's Hello and request got through";
+  // Nothing of the intruder's reached the application: only the status client's own frames (its
+  // Hello and request, resent at most once each if the machine is slow), and no refusal.
+  EXPECT_LE(s["frames_in"].get<uint64_t>(), 4u) << s.dump();
+  EXPECT_TRUE(s["refusals"].empty()) << s.dump();
   for (const Json& p : s["peers"]) EXPECT_NE(p["name"].get<std::string>(), "intruder");
 }
 
@@ -286,14 +289,23 @@ TEST_F(SwarmProcess, PeerKilledAndRejoins) {
 // applied twice, and every peer's replica goes on matching it bit for bit.
 TEST_F(SwarmProcess, AggregatorKilledAndRestartedLosesNothing) {
   StartServe();
-  StartPeer(0, {"--stop-at-version", "36"});
-  StartPeer(1, {"--stop-at-version", "36"});
-  StartPeer(2, {"--stop-at-version", "36"});
+  StartPeer(0, {"--stop-at-version", "80"});
+  StartPeer(1, {"--stop-at-version", "80"});
+  StartPeer(2, {"--stop-at-version", "80"});
+  // Kill it while contributions are flowing: each time some have arrived since it (re)started.
   std::mt19937 rng(7);
   int kills = 0;
-  for (int k = 0; k < 3; ++k) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(1500, 3500)(rng)));
-    if (!peers_[0].running() && !peers_[1].running()) break;
+  auto contributions = [&] {
+    size_t n = 0;
+    for (const Json& m : AggMetrics(dir_)) n += m.value("event", "") == "contribution";
+    return n;
+  };
+  for (int k = 0; k < 4; ++k) {
+    const size_t before = contributions();
+    const auto t0 = std::chrono::steady_clock::now();
+    while (contributions() < before + 3 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(rng)));
     testing_util::Kill(serve_);
     ++kills;
     StartServe();
@@ -302,13 +314,18 @@ TEST_F(SwarmProcess, AggregatorKilledAndRestartedLosesNothing) {
     ASSERT_EQ(WaitFor(peers_[i], 240), 0) << "p" << i << ":\n" << Slurp(dir_ / ("p" + std::to_string(i) + ".log"));
   testing_util::Signal(serve_, SIGINT);
   ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
-  EXPECT_GE(kills, 2);
-  int starts = 0;
-  for (const Json& m : AggMetrics(dir_)) starts += m.value("event", "") == "start";
-  EXPECT_EQ(starts, kills + 1);
+  // Every life of the aggregator but the last was killed with contributions arriving.
+  std::vector<size_t> per_life;
+  for (const Json& m : AggMetrics(dir_)) {
+    if (m.value("event", "") == "start") per_life.push_back(0);
+    else if (m.value("event", "") == "contribution" && !per_life.empty()) ++per_life.back();
+  }
+  ASSERT_EQ(per_life.size(), static_cast<size_t>(kills + 1));
+  for (int k = 0; k < kills; ++k) EXPECT_GE(per_life[k], 3u) << "life " << k;
+  EXPECT_GE(per_life.back(), 1u) << "the peers went on after the last restart";
   auto st = OpenState();
   ASSERT_TRUE(st);
-  EXPECT_GE(st->version(), 36u);
+  EXPECT_GE(st->version(), 80u);
   ExpectExactAccounting(*st, {0, 1, 2});
 }
 
@@ -550,8 +567,8 @@ TEST_F(SwarmProcess, AuthoritySignedListIsRequired) {
 // handshake). The peers resend and re-ask; nothing is lost or applied twice.
 class LossyProxy {
  public:
-  LossyProxy(int listen_port, int target_port, double cut_probability)
-      : target_(target_port), p_cut_(cut_probability) {
+  LossyProxy(int listen_port, int target_port, std::chrono::milliseconds life)
+      : target_(target_port), life_(life) {
     lfd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -575,6 +592,7 @@ class LossyProxy {
     std::mt19937 rng(99);
     struct Pair {
       int a, b;
+      std::chrono::steady_clock::time_point dies;  // cut at its first transfer after this
     };
     std::vector<Pair> pairs;
     std::vector<char> buf(1 << 16);
@@ -585,6 +603,7 @@ class LossyProxy {
         fds.push_back({p.b, POLLIN, 0});
       }
       if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
+      const size_t polled = pairs.size();  // a pair accepted below has no poll result yet
       if (fds[0].revents & POLLIN) {
         int c = ::accept(lfd_, nullptr, nullptr);
         int u = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -593,14 +612,18 @@ class LossyProxy {
         t.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         t.sin_port = htons(static_cast<uint16_t>(target_));
         if (c >= 0 && ::connect(u, reinterpret_cast<sockaddr*>(&t), sizeof t) == 0) {
-          pairs.push_back({c, u});
+          // Each connection lives 1 to 2 lifespans: long enough for the CURVE handshake and some
+          // traffic, short enough to be cut mid-transfer several times in a run.
+          const auto life = std::chrono::milliseconds(
+              std::uniform_int_distribution<int>(static_cast<int>(life_.count()), static_cast<int>(2 * life_.count()))(rng));
+          pairs.push_back({c, u, std::chrono::steady_clock::now() + life});
         } else {
           if (c >= 0) ::close(c);
           ::close(u);
         }
       }
       std::vector<bool> dead(pairs.size(), false);
-      for (size_t i = 0; i < pairs.size(); ++i) {
+      for (size_t i = 0; i < polled; ++i) {
         for (int side = 0; side < 2; ++side) {
           if (!(fds[1 + 2 * i + side].revents & (POLLIN | POLLHUP | POLLERR))) continue;
           const int from = side ? pairs[i].b : pairs[i].a, to = side ? pairs[i].a : pairs[i].b;
@@ -609,9 +632,9 @@ class LossyProxy {
             dead[i] = true;
             continue;
           }
-          // Delay, and sometimes drop the connection with what it carries.
+          // Delay, and once the connection has lived its span, drop it with what it carries.
           std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
-          if (std::uniform_real_distribution<double>(0, 1)(rng) < p_cut_) {
+          if (std::chrono::steady_clock::now() >= pairs[i].dies) {
             ++cuts_;
             dead[i] = true;
             continue;
@@ -640,7 +663,7 @@ class LossyProxy {
     }
   }
   int lfd_ = -1, target_;
-  double p_cut_;
+  std::chrono::milliseconds life_;
   bool ok_ = false;
   std::atomic<bool> stop_{false};
   std::atomic<int> cuts_{0};
@@ -650,16 +673,16 @@ class LossyProxy {
 TEST_F(SwarmProcess, LossyLinkDropsAndDelaysFramesNothingIsLostOrDoubled) {
   StartServe();
   const int proxy_port = FreePort();
-  LossyProxy proxy(proxy_port, port_, 0.004);
+  LossyProxy proxy(proxy_port, port_, std::chrono::milliseconds(1000));
   ASSERT_TRUE(proxy.ok());
   const std::string via = "tcp://127.0.0.1:" + std::to_string(proxy_port);
-  StartPeer(0, {"--stop-at-version", "20"}, via);
-  StartPeer(1, {"--stop-at-version", "20"}, via);
+  StartPeer(0, {"--stop-at-version", "20", "--verbose"}, via);
+  StartPeer(1, {"--stop-at-version", "20", "--verbose"}, via);
   ASSERT_EQ(WaitFor(peers_[0], 240), 0) << Slurp(dir_ / "p0.log");
   ASSERT_EQ(WaitFor(peers_[1], 240), 0) << Slurp(dir_ / "p1.log");
   testing_util::Signal(serve_, SIGINT);
   ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
-  EXPECT_GE(proxy.cuts(), 2) << "the proxy should have cut connections mid-frame";
+  EXPECT_GE(proxy.cuts(), 2) << "the proxy should have cut connections mid-transfer";
   auto st = OpenState();
   ASSERT_TRUE(st);
   ExpectExactAccounting(*st, {0, 1});
