@@ -50,6 +50,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+import peers_env  # noqa: E402  (bench/peers/: the peers' venv and the machine's name)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -645,13 +648,7 @@ def plot_somewhere(json_path, png):
     except ImportError:
         if os.environ.get("STRATA_CONV_PLOT_CHILD") == "1":
             return False  # already the venv's interpreter: do not look again
-    sys.path.insert(0, os.path.join(HERE, "peers"))
-    cands = [os.environ.get("STRATA_PEERS_VENV"), "/work/peers-venv"]
-    try:
-        import peers_env
-        cands.insert(1, peers_env.venv_dir())
-    except Exception:  # noqa: BLE001 - only a place to look
-        pass
+    cands = [os.environ.get("STRATA_PEERS_VENV"), peers_env.venv_dir()]
     for v in cands:
         py = v and os.path.join(v, "bin", "python")
         if py and os.path.exists(py):
@@ -757,7 +754,7 @@ def main():
     res = {
         "experiment": "swarm convergence at equal total compute (bench/swarm_convergence.py)",
         "date": a.date,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "kernel": platform.release(),
+        "machine": {"cpu": peers_env.cpu_name(), "cores": os.cpu_count(), "kernel": platform.release(),
                     "python": platform.python_version()},
         "strata": {"path": a.strata, "sha256": sha, "version": version},
         "params": {"configs": configs, "config_flags": {c: {"serve": CONFIGS[c][0], "join": CONFIGS[c][1],
@@ -815,17 +812,6 @@ def _children_cpu_s():
     import resource
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
