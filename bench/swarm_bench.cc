@@ -20,7 +20,6 @@
 #include <barrier>
 #include <chrono>
 #include <cinttypes>
-#include <cstdarg>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -40,6 +39,7 @@
 #include "net/wire.h"
 #include "net/zmq_security.h"
 #include "optim/q8_book.h"
+#include "runtime/fmt.h"
 #include "runtime/le.h"
 #include "runtime/sysinfo.h"
 #include "runtime/thread_pool.h"
@@ -71,15 +71,6 @@ double ProcessCpu() {
   timespec ts{};
   ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-__attribute__((format(printf, 1, 2))) std::string Fmt(const char* fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return buf;
 }
 
 double Median(std::vector<double> v) {
@@ -168,12 +159,9 @@ void FillPseudoGradient(ThreadPool& pool, std::span<float> x, uint64_t seed, dou
 
 // ---- chunks and streams ----
 
-struct ChunkPlan {
-  uint64_t n = 0;      // elements of the tensor
-  uint64_t chunk = 0;  // elements per chunk (the last one may be shorter)
-  uint32_t count = 0;  // chunks
-  uint64_t Offset(uint32_t i) const { return uint64_t{i} * chunk; }
-  uint64_t Elements(uint32_t i) const { return std::min(chunk, n - Offset(i)); }
+// net::ChunkPlan, plus the bytes its q8 frames take on the wire.
+struct ChunkPlan : net::ChunkPlan {
+  explicit ChunkPlan(const net::ChunkPlan& p) : net::ChunkPlan(p) {}
   uint64_t FrameBytes(uint32_t i) const {
     return net::kHeaderBytes + net::Q8PayloadBytes(Elements(i)) + net::kSignatureBytes;
   }
@@ -533,11 +521,7 @@ class ExchangeSender final : public StreamSender {
     h.peer_key = k_.peer.sign_pk;
     h.sequence = seq_;
     h.base_version = 41;
-    h.chunk_index = i;
-    h.chunk_count = plan_.count;
-    h.total_elements = plan_.n;
-    h.element_offset = off;
-    h.element_count = cnt;
+    plan_.Describe(i, h);
     h.inner_steps = 500;
     h.tokens = 500 * 8 * 1024;
     Result<std::vector<uint8_t>> f = net::EncodeFrame(h, payload_, k_.peer.sign_sk);
@@ -589,8 +573,7 @@ class ExchangeReceiver final : public StreamReceiver {
         h.sequence != seq_)
       return Status::Corruption("not a Q8 ContribChunk of this run and upload");
     const uint32_t i = h.chunk_index;
-    if (h.total_elements != plan_.n || h.chunk_count != plan_.count || i < first_ || i >= first_ + have_.size() ||
-        h.element_offset != plan_.Offset(i) || h.element_count != plan_.Elements(i))
+    if (!plan_.Matches(h) || i < first_ || i >= first_ + have_.size())
       return Status::Corruption(Fmt("chunk %u of %u at %" PRIu64 " does not match this stream's chunks", i,
                                     h.chunk_count, h.element_offset));
     if (have_[i - first_]) return Status::Corruption(Fmt("chunk %u arrived twice", i));
@@ -673,7 +656,7 @@ Result<Json> RunUnchecked(const SwarmBenchOptions& opt) {
   if (chunks > UINT32_MAX)
     return Status::InvalidArgument(Fmt("--params %" PRIu64 " / --chunk %" PRIu64 ": more than 2^32 chunks",
                                        opt.params, opt.chunk));
-  ChunkPlan plan{opt.params, opt.chunk, static_cast<uint32_t>(chunks)};
+  const ChunkPlan plan(net::ChunkPlan::Of(opt.params, opt.chunk));
   const uint64_t n = plan.n, nb = static_cast<uint64_t>(q8::NumBlocks(static_cast<int64_t>(n)));
   std::vector<int> stream_counts = opt.streams;
   std::sort(stream_counts.begin(), stream_counts.end());

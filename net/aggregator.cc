@@ -337,8 +337,7 @@ void Server::Handle(zmq::message_t& rid, zmq::message_t& frame) {
 void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const FrameView& f) {
   const FrameHeader& h = f.h;
   const uint64_t n = st_->theta().size();
-  const uint64_t chunk = st_->config().chunk_elems;
-  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  const ChunkPlan plan = ChunkPlan::Of(n, st_->config().chunk_elems);
   // tau: the contribution's staleness when known (the version minus its base).
   const uint64_t tau = h.base_version <= st_->version() ? st_->version() - h.base_version : 0;
   auto result = [&](const std::string& verdict, const std::string& reason, const SubmitOutcome* o) {
@@ -376,12 +375,11 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
   if (h.total_elements != n)
     return refuse_result("wrong_shape", std::to_string(h.total_elements) + " elements, the model has " +
                                             std::to_string(n));
-  const uint64_t off = uint64_t{h.chunk_index} * chunk;
-  if (h.chunk_count != count || h.chunk_index >= count || h.element_offset != off ||
-      h.element_count != std::min<uint64_t>(chunk, n - off))
+  if (!plan.Matches(h))
     return refuse_result("wrong_shape", "chunk " + std::to_string(h.chunk_index) + " of " +
                                             std::to_string(h.chunk_count) + " at " + std::to_string(h.element_offset) +
-                                            " does not match chunks of " + std::to_string(chunk));
+                                            " does not match chunks of " + std::to_string(plan.chunk));
+  const uint64_t off = h.element_offset;
   // Too stale already: say so at the first chunk, not after the whole upload (the final check is
   // Submit's, since the version may move while the rest arrives).
   const uint64_t version = st_->version(), tau_max = st_->config().outer.tau_max;
@@ -399,8 +397,8 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
     p.base_version = h.base_version;
     p.inner_steps = h.inner_steps;
     p.tokens = h.tokens;
-    p.chunk_count = count;
-    p.have.assign(count, 0);
+    p.chunk_count = plan.count;
+    p.have.assign(plan.count, 0);
     p.q.n = n;
     p.q.codes.assign(n, 0);
     p.q.absmax.assign(q8::NumBlocks(static_cast<int64_t>(n)), 0.0f);
@@ -419,7 +417,7 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
   FrameHeader ack;
   ack.type = MsgType::kChunkAck;
   ack.chunk_index = h.chunk_index;
-  ack.chunk_count = count;
+  ack.chunk_count = plan.count;
   ack.base_version = st_->version();
   ack.sequence = h.sequence;  // echoes the upload it acknowledges
   Send(rid, ack, {}, &who);  // sequence: ours; the peer matches acks by chunk index
@@ -475,14 +473,13 @@ void Server::OnFetchUpdates(zmq::message_t& rid, const FrameView& f) {
            0, false);
     return;
   }
-  const uint64_t n = q->n, chunk = st_->config().chunk_elems;
-  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
-  if (f.h.chunk_index >= count) {
+  const ChunkPlan plan = ChunkPlan::Of(q->n, st_->config().chunk_elems);
+  if (f.h.chunk_index >= plan.count) {
     Refuse(rid, &who, "wrong_shape", "update chunk " + std::to_string(f.h.chunk_index) + " of " +
-                                         std::to_string(count));
+                                         std::to_string(plan.count));
     return;
   }
-  const uint64_t off = uint64_t{f.h.chunk_index} * chunk, cnt = std::min(chunk, n - off);
+  const uint64_t off = plan.Offset(f.h.chunk_index), cnt = plan.Elements(f.h.chunk_index);
   std::vector<uint8_t> payload;
   payload.reserve(Q8PayloadBytes(cnt));
   PackQ8(std::span<const uint8_t>(q->codes).subspan(off, cnt),
@@ -492,11 +489,7 @@ void Server::OnFetchUpdates(zmq::message_t& rid, const FrameView& f) {
   h.type = MsgType::kUpdateChunk;
   h.codec = Codec::kQ8Signed;
   h.base_version = v;
-  h.chunk_index = f.h.chunk_index;
-  h.chunk_count = count;
-  h.total_elements = n;
-  h.element_offset = off;
-  h.element_count = cnt;
+  plan.Describe(f.h.chunk_index, h);
   h.content_hash = st_->UpdateHash(v);
   Send(rid, h, payload, &who);
 }
@@ -512,25 +505,20 @@ void Server::OnFetchTheta(zmq::message_t& rid, const FrameView& f) {
     frozen_hash_ = st_->theta_hash();
     frozen_set_ = true;
   }
-  const uint64_t n = frozen_.size(), chunk = st_->config().chunk_elems;
-  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
-  if (f.h.chunk_index >= count) {
+  const ChunkPlan plan = ChunkPlan::Of(frozen_.size(), st_->config().chunk_elems);
+  if (f.h.chunk_index >= plan.count) {
     Refuse(rid, &who, "wrong_shape", "theta chunk " + std::to_string(f.h.chunk_index) + " of " +
-                                         std::to_string(count));
+                                         std::to_string(plan.count));
     return;
   }
-  const uint64_t off = uint64_t{f.h.chunk_index} * chunk, cnt = std::min(chunk, n - off);
+  const uint64_t off = plan.Offset(f.h.chunk_index), cnt = plan.Elements(f.h.chunk_index);
   std::vector<uint8_t> payload(4 * cnt);
   for (uint64_t i = 0; i < cnt; ++i) PutF32(payload.data() + 4 * i, frozen_[off + i]);
   FrameHeader h;
   h.type = MsgType::kThetaChunk;
   h.codec = Codec::kFp32;
   h.base_version = frozen_version_;
-  h.chunk_index = f.h.chunk_index;
-  h.chunk_count = count;
-  h.total_elements = n;
-  h.element_offset = off;
-  h.element_count = cnt;
+  plan.Describe(f.h.chunk_index, h);
   h.content_hash = frozen_hash_;
   Send(rid, h, payload, &who);
 }

@@ -27,7 +27,6 @@ struct AggregatorOptions {
   std::string dir;                 // durable state: run.json, snapshot.bin, wal.log, metrics.jsonl
   std::string bind = "tcp://0.0.0.0:7700";  // ROUTER endpoint
   std::string pub_bind;            // "" = the ROUTER's port + 1
-  std::string advertise_host;      // host name peers use for PUB ("" = as in bind, 0.0.0.0 -> 127.0.0.1)
   std::string key;                 // identity file (strata swarm keygen)
   std::string members;             // membership list file
   std::string authority;           // "" or a .pub file: the list must be signed by it

@@ -218,8 +218,9 @@ Status Peer::Join() {
 }
 
 Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
-  const uint64_t n = global_.size(), chunk = run_.chunk_elems;
-  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  const uint64_t n = global_.size();
+  const ChunkPlan plan = ChunkPlan::Of(n, run_.chunk_elems);
+  const uint32_t count = plan.count;
   q->n = n;
   q->codes.assign(n, 0);
   q->absmax.assign(q8::NumBlocks(static_cast<int64_t>(n)), 0.0f);
@@ -267,10 +268,9 @@ Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
     }
     if (f.h.type != MsgType::kUpdateChunk || f.h.base_version != v || f.h.chunk_index >= count || got[f.h.chunk_index])
       continue;  // a late reply to an earlier request
-    const uint64_t off = uint64_t{f.h.chunk_index} * chunk;
-    const uint64_t cnt = std::min<uint64_t>(chunk, n - off);
-    if (f.h.total_elements != n || f.h.element_offset != off || f.h.element_count != cnt)
+    if (!plan.Matches(f.h))
       return Status::Corruption("update chunk " + std::to_string(f.h.chunk_index) + " has the wrong shape");
+    const uint64_t off = f.h.element_offset, cnt = f.h.element_count;
     if (Status s = UnpackQ8(f.payload, cnt, std::span<uint8_t>(q->codes).subspan(off, cnt),
                             std::span<float>(q->absmax).subspan(off / q8::kBlock, q8::NumBlocks(cnt)));
         !s.ok())
@@ -289,8 +289,8 @@ Status Peer::FetchUpdate(uint64_t v, Q8Tensor* q, uint64_t* hash_after) {
 }
 
 Status Peer::FetchTheta() {
-  const uint64_t n = global_.size(), chunk = run_.chunk_elems;
-  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  const ChunkPlan plan = ChunkPlan::Of(global_.size(), run_.chunk_elems);
+  const uint32_t count = plan.count;
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::vector<uint8_t> got(count, 0);
     uint32_t received = 0, next = 0;
@@ -334,9 +334,9 @@ Status Peer::FetchTheta() {
         break;
       }
       if (got[f.h.chunk_index]) continue;
-      const uint64_t off = uint64_t{f.h.chunk_index} * chunk, cnt = std::min<uint64_t>(chunk, n - off);
-      if (f.h.total_elements != n || f.h.element_offset != off || f.h.element_count != cnt)
+      if (!plan.Matches(f.h))
         return Status::Corruption("theta chunk " + std::to_string(f.h.chunk_index) + " has the wrong shape");
+      const uint64_t off = f.h.element_offset, cnt = f.h.element_count;
       for (uint64_t i = 0; i < cnt; ++i) global_[off + i] = GetF32(f.payload.data() + 4 * i);
       got[f.h.chunk_index] = 1;
       ++received;
@@ -448,13 +448,13 @@ double Peer::ValLoss() {
 }
 
 Result<Json> Peer::Upload(uint64_t seq, uint64_t base, const Q8Tensor& q, uint32_t inner, uint64_t tokens) {
-  const uint64_t n = q.n, chunk = run_.chunk_elems;
-  const uint32_t count = static_cast<uint32_t>((n + chunk - 1) / chunk);
+  const ChunkPlan plan = ChunkPlan::Of(q.n, run_.chunk_elems);
+  const uint32_t count = plan.count;
   std::vector<uint8_t> acked(count, 0);
   uint32_t next = 0, nacked = 0;
   std::vector<uint8_t> payload;
   auto send = [&](uint32_t i) {
-    const uint64_t off = uint64_t{i} * chunk, cnt = std::min<uint64_t>(chunk, n - off);
+    const uint64_t off = plan.Offset(i), cnt = plan.Elements(i);
     payload.clear();
     PackQ8(std::span<const uint8_t>(q.codes).subspan(off, cnt),
            std::span<const float>(q.absmax).subspan(off / q8::kBlock, q8::NumBlocks(static_cast<int64_t>(cnt))),
@@ -464,11 +464,7 @@ Result<Json> Peer::Upload(uint64_t seq, uint64_t base, const Q8Tensor& q, uint32
     h.codec = Codec::kQ8Signed;
     h.sequence = seq;
     h.base_version = base;
-    h.chunk_index = i;
-    h.chunk_count = count;
-    h.total_elements = n;
-    h.element_offset = off;
-    h.element_count = cnt;
+    plan.Describe(i, h);
     h.inner_steps = inner;
     h.tokens = tokens;
     return cli_->Send(h, payload);
@@ -615,7 +611,8 @@ Result<PeerReport> Peer::Run() {
     Json m = {{"t", Since(t0_)},     {"round", rep_.rounds}, {"base_version", base},
               {"verdict", verdict},  {"version", gv_},       {"tau", res->value("tau", 0)},
               {"train_loss", loss_sum / done}, {"inner_steps", done}, {"next_inner_steps", h}, {"tokens", tokens},
-              {"round_s", Since(round_t0)}, {"bytes_up", cli_->bytes_out()}, {"bytes_down", cli_->bytes_in()}};
+              {"round_s", Since(round_t0)}, {"bytes_up", cli_->bytes_out()}, {"bytes_down", cli_->bytes_in()},
+              {"bad_frames", cli_->bad()}, {"reconnects", cli_->reconnects()}};
     if (opt_.eval_every && rep_.rounds % opt_.eval_every == 0) {
       // Validation of the global model (what the swarm produced), not of the local merge.
       std::vector<float> keep(x.begin(), x.end());

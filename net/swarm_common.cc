@@ -60,15 +60,6 @@ Result<std::string> EndpointWithPortOffset(const std::string& bound, const std::
   return "tcp://" + host + ":" + std::to_string(p + offset);
 }
 
-std::string ConnectableEndpoint(const std::string& bound, const std::string& advertise) {
-  std::string host, port;
-  if (!SplitTcp(bound, &host, &port)) return bound;
-  if (!advertise.empty()) host = advertise;
-  else if (host == "0.0.0.0" || host == "*" || host == "[::]") host = "127.0.0.1";
-  return "tcp://" + host + ":" + port;
-}
-
-
 Result<std::unique_ptr<SwarmClient>> SwarmClient::Connect(zmq::context_t& ctx, const Identity& id,
                                                          const std::string& endpoint, const PublicIdentity& server) {
   std::unique_ptr<SwarmClient> c(new SwarmClient(id, server));

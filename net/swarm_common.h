@@ -23,10 +23,6 @@ std::string HashHex(uint64_t h);                    // 16 hex digits
 // requested: what was asked for (its host is kept when the last endpoint is 0.0.0.0).
 [[nodiscard]] Result<std::string> EndpointWithPortOffset(const std::string& bound, const std::string& requested,
                                                          int offset);
-// An endpoint the peers can connect to: a wildcard host (0.0.0.0, *) becomes 127.0.0.1 unless
-// advertise is given.
-std::string ConnectableEndpoint(const std::string& bound, const std::string& advertise);
-
 // A zmq message that owns frame without copying it (zero-copy send; freed by libzmq when sent).
 zmq::message_t FrameMessage(std::vector<uint8_t>&& frame);
 

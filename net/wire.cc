@@ -1,7 +1,6 @@
 #include "net/wire.h"
 
 #include <cinttypes>
-#include <cstdarg>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +9,7 @@
 #include <sodium.h>
 
 #include "optim/q8_book.h"
+#include "runtime/fmt.h"
 #include "runtime/le.h"
 
 namespace strata::net {
@@ -49,15 +49,6 @@ static_assert(kOffContentHash + 8 == kHeaderBytes);
 constexpr size_t kHashBytes = 32;  // SHA-256 of the payload
 constexpr size_t kSigningMessageBytes = kHeaderBytes + kHashBytes;
 
-// printf into a std::string (messages here are short; longer ones are cut at 255 bytes).
-__attribute__((format(printf, 1, 2))) std::string Fmt(const char* fmt, ...) {
-  char buf[256];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return buf;
-}
 
 // sodium_init is thread-safe and idempotent; a function-local static runs it once per process.
 Status SodiumReady() {

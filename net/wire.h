@@ -4,6 +4,7 @@
 // and what a message means (membership, staleness, finiteness) is the receiver's business.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -116,6 +117,31 @@ void PackQ8(std::span<const uint8_t> codes, std::span<const float> absmax, std::
 // entries; kCorruption if the payload size is wrong or an absmax is not finite and >= 0 (names the block).
 [[nodiscard]] Status UnpackQ8(std::span<const uint8_t> payload, uint64_t element_count, std::span<uint8_t> codes,
                               std::span<float> absmax);
+
+// ---- Chunks: how a tensor of n elements travels as frames of `chunk` elements ----
+struct ChunkPlan {
+  uint64_t n = 0;      // elements of the tensor
+  uint64_t chunk = 0;  // elements per frame (the last one may be shorter); q8: a multiple of 256
+  uint32_t count = 0;  // frames
+  static ChunkPlan Of(uint64_t n, uint64_t chunk) {
+    return {n, chunk, static_cast<uint32_t>(n == 0 ? 1 : (n + chunk - 1) / chunk)};
+  }
+  uint64_t Offset(uint32_t i) const { return uint64_t{i} * chunk; }
+  uint64_t Elements(uint32_t i) const { return n > Offset(i) ? std::min(chunk, n - Offset(i)) : 0; }
+  // Sets h's chunk fields (index, count, total, offset, element count) for chunk i.
+  void Describe(uint32_t i, FrameHeader& h) const {
+    h.chunk_index = i;
+    h.chunk_count = count;
+    h.total_elements = n;
+    h.element_offset = Offset(i);
+    h.element_count = Elements(i);
+  }
+  // Whether h's chunk fields are exactly those of its chunk_index in this plan.
+  bool Matches(const FrameHeader& h) const {
+    return h.chunk_count == count && h.chunk_index < count && h.total_elements == n &&
+           h.element_offset == Offset(h.chunk_index) && h.element_count == Elements(h.chunk_index);
+  }
+};
 
 // ---- JSON payload convenience ----
 inline std::span<const uint8_t> AsBytes(std::string_view s) {

@@ -625,3 +625,36 @@ TEST(WireSignature, EncodeRefusesForeignSecretKey) {
 
 }  // namespace
 }  // namespace strata::net
+
+namespace strata::net {
+namespace {
+
+// How a tensor is cut into frames, shared by the peer, the aggregator and the benchmark.
+TEST(WireChunkPlan, CutsAwkwardSizesAndRecognisesItsOwnChunks) {
+  for (uint64_t n : {1ull, 255ull, 256ull, 257ull, 1000003ull}) {
+    const ChunkPlan p = ChunkPlan::Of(n, 256);
+    EXPECT_EQ(p.count, (n + 255) / 256) << n;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < p.count; ++i) {
+      FrameHeader h;
+      p.Describe(i, h);
+      EXPECT_TRUE(p.Matches(h)) << n << " chunk " << i;
+      EXPECT_EQ(h.element_offset, total);
+      total += h.element_count;
+      FrameHeader moved = h;
+      moved.element_offset += 256;
+      EXPECT_FALSE(p.Matches(moved));
+      FrameHeader longer = h;
+      longer.total_elements += 1;
+      EXPECT_FALSE(p.Matches(longer));
+    }
+    EXPECT_EQ(total, n);
+    FrameHeader past;
+    p.Describe(0, past);
+    past.chunk_index = p.count;
+    EXPECT_FALSE(p.Matches(past)) << "a chunk index past the end";
+  }
+}
+
+}  // namespace
+}  // namespace strata::net
