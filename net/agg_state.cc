@@ -65,22 +65,26 @@ std::string WalHeader(uint64_t run_id, uint64_t first_index) {
   return h;
 }
 
-// A pseudo-gradient far larger than the recent ones (a broken or hostile peer): Bi²Clip would
-// bound each coordinate, but a contribution that is all noise at the clip level still does harm.
-bool IsOutlier(const SwarmRunConfig& cfg, const OuterState& st, std::span<const float> delta, uint32_t inner,
-               std::string* why) {
-  if (cfg.outlier_mult <= 0 || !st.rms_set || st.rms_sq <= 0 || delta.empty()) return false;
-  const double scale = cfg.outer.h_ref ? static_cast<double>(cfg.outer.h_ref) / inner : 1.0;
-  double sum = 0;
-  for (float x : delta) sum += static_cast<double>(x) * x;
-  const double rms = std::sqrt(sum / delta.size()) * scale, ref = std::sqrt(st.rms_sq);
-  if (rms <= cfg.outlier_mult * ref) return false;
-  *why = "outlier: RMS " + std::to_string(rms) + " is more than " + std::to_string(cfg.outlier_mult) +
-         "x the running RMS " + std::to_string(ref);
-  return true;
-}
-
 }  // namespace
+
+double RmsOf(std::span<const float> x, ThreadPool* pool) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  if (n == 0) return 0.0;
+  const int64_t nblocks = (n + kOuterReduceBlock - 1) / kOuterReduceBlock;
+  std::vector<double> sums(nblocks);
+  auto body = [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; s += kOuterReduceBlock) {
+      const int64_t e = std::min(hi, s + kOuterReduceBlock);
+      double acc = 0.0;
+      for (int64_t j = s; j < e; ++j) acc += static_cast<double>(x[j]) * static_cast<double>(x[j]);
+      sums[s / kOuterReduceBlock] = acc;
+    }
+  };
+  if (pool) pool->ParallelFor(n, kOuterReduceBlock, body); else body(0, n);
+  double total = 0.0;
+  for (double v : sums) total += v;  // inf or nan when some value was not finite
+  return std::isfinite(total) ? std::sqrt(total / static_cast<double>(n)) : HUGE_VAL;
+}
 
 uint64_t ThetaHash(std::span<const float> theta) {
   static_assert(std::endian::native == std::endian::little, "theta's hash is over little-endian bytes");
@@ -117,6 +121,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
     st->step_.assign(n, 0.0f);
     st->down_ = std::make_unique<ErrorFeedbackEncoder>(n);
     if (Status s = st->LoadSnapshot(snap); !s.ok()) return s;
+    st->theta_rms_ = RmsOf(st->theta_, st->pool_.get());
     st->history_first_ = st->outer_.version;
     if (Status s = st->ReplayWal(); !s.ok()) return s;
   } else {
@@ -134,6 +139,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
     if (Status s = st->Snapshot(); !s.ok()) return s;  // also creates the WAL
   }
   st->theta_hash_ = ThetaHash(st->theta_);
+  st->theta_rms_ = RmsOf(st->theta_, st->pool_.get());
   if (st->wal_fd_ < 0) {
     if (Status s = st->OpenWalForAppend(); !s.ok()) return s;
   }
@@ -143,6 +149,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
 // ---- snapshot ------------------------------------------------------------------------------------
 
 Status AggState::Snapshot() {
+  STRATA_CHECK(!plan_.ready);  // a logged contribution not yet applied would be missing from it
   const uint64_t n = theta_.size();
   std::string out(kSnapHeaderBytes, '\0');
   auto* h = reinterpret_cast<uint8_t*>(out.data());
@@ -330,10 +337,16 @@ Status AggState::ReplayWal() {
     if (Status s = UnpackQ8({r + kRecHeaderBytes, Q8PayloadBytes(n)}, n, c.delta.codes, c.delta.absmax); !s.ok())
       return Status::Corruption(path + ": record at offset " + std::to_string(off) + ": " + s.message());
     DecodeQ8(c.delta, delta, pool_.get());
-    SubmitOutcome o = Apply(c, delta);
-    if (o.verdict == SubmitVerdict::kRefused)
-      return Status::Corruption(path + ": record " + std::to_string(index) + " is refused on replay (" + o.reason +
-                                "): the log does not match the snapshot");
+    SubmitOutcome o = Plan(c, delta);
+    if (o.verdict == SubmitVerdict::kRefused) {
+      // Refused as it would be live (a log from before a check existed): counted and skipped. Its
+      // index stays used, so the records after it and the next snapshot still line up.
+      ++accept_index_;
+      ++replay_refused_;
+      replay_refusal_ = "record " + std::to_string(index) + ": " + o.reason;
+    } else {
+      CommitPlan();
+    }
     ++replayed_;
     off += rec_bytes;
   }
@@ -342,52 +355,110 @@ Status AggState::ReplayWal() {
 
 // ---- the state machine ---------------------------------------------------------------------------
 
-SubmitOutcome AggState::Apply(const Contribution& c, std::span<const float> delta) {
+SubmitOutcome AggState::Plan(const Contribution& c, std::span<const float> delta) {
+  STRATA_CHECK(!plan_.ready);
   SubmitOutcome o;
-  ContribInfo ci{c.base_version, c.inner_steps};
-  OuterOutcome oo = OuterAccept(cfg_.outer, outer_, ci, delta, step_, pool_.get());
+  o.version = outer_.version;
+  o.theta_rms = theta_rms_;
+  auto refuse = [&](std::string code, std::string why) {
+    o.verdict = SubmitVerdict::kRefused;
+    o.code = std::move(code);
+    o.reason = o.code + ": " + why;
+    return o;
+  };
+  const uint32_t tau_max = cfg_.outer.tau_max;
+  const std::string versions = "base version " + std::to_string(c.base_version) + ", global " +
+                               std::to_string(outer_.version) + ", tau_max " + std::to_string(tau_max);
+  if (c.base_version <= outer_.version)  // the staleness, also of a refusal (for the metrics)
+    o.tau = static_cast<uint32_t>(std::min<uint64_t>(outer_.version - c.base_version, UINT32_MAX));
+  if (c.base_version > outer_.version) return refuse("from_future", versions);
+  if (outer_.version - c.base_version > tau_max) return refuse("too_stale", versions);
+  if (c.inner_steps == 0) return refuse("zero_inner_steps", "a contribution of 0 inner steps");
+  if (Status s = CheckFinite(delta, "pseudo-gradient"); !s.ok()) return refuse("non_finite", s.message());
+
+  // The outer step on a copy of its state: the same code, the same values as the commit will have.
+  plan_.outer = outer_;
+  const ContribInfo ci{c.base_version, c.inner_steps};
+  const OuterOutcome oo = OuterAccept(cfg_.outer, plan_.outer, ci, delta, step_, pool_.get());
   o.tau = oo.tau;
   o.upper = oo.upper;
   o.lower = oo.lower;
   o.g_rms = oo.g_rms;
-  if (oo.refusal != Refusal::kNone) {
-    o.verdict = SubmitVerdict::kRefused;
-    o.code = std::string(RefusalName(oo.refusal));
-    o.reason = o.code;
-    o.version = outer_.version;
-    return o;
-  }
-  ++accept_index_;
-  PeerRecord& pr = peers_[c.peer];
-  pr.last_sequence = c.sequence;
-  pr.contributions += 1;
-  pr.tokens += c.tokens;
+  const std::string hs = cfg_.outer.h_ref ? " (rescaled by h_ref/H = " + std::to_string(cfg_.outer.h_ref) + "/" +
+                                                std::to_string(c.inner_steps) + ")"
+                                          : std::string();
+  if (oo.refusal == Refusal::kNonFinite) return refuse("non_finite", "the pseudo-gradient" + hs + " is not finite");
+  if (oo.refusal != Refusal::kNone) return refuse(std::string(RefusalName(oo.refusal)), versions);
+  // Bounds on the size of g: against the recent contributions, and against theta itself (which
+  // holds from the first contribution on, when there is no running RMS yet).
+  if (cfg_.outlier_mult > 0 && outer_.rms_set && outer_.rms_sq > 0 &&
+      oo.g_rms > cfg_.outlier_mult * std::sqrt(outer_.rms_sq))
+    return refuse("outlier", "RMS " + std::to_string(oo.g_rms) + hs + " is more than " +
+                                 std::to_string(cfg_.outlier_mult) + "x the running RMS " +
+                                 std::to_string(std::sqrt(outer_.rms_sq)));
+  if (cfg_.theta_bound > 0 && !(oo.g_rms <= cfg_.theta_bound * theta_rms_))
+    return refuse("too_large", "RMS " + std::to_string(oo.g_rms) + hs + " is more than " +
+                                   std::to_string(cfg_.theta_bound) + "x theta's RMS " + std::to_string(theta_rms_) +
+                                   " (--theta-bound)");
+  plan_.step_due = oo.step_due;
   if (oo.step_due) {
-    // The update every replica applies: the step quantized with the downlink's error feedback.
-    Q8Tensor q;
-    down_->Encode(step_, q, pool_.get());
-    ApplyQ8Step(q, theta_, pool_.get());
+    // The rest of the arithmetic, checked value by value: the step, the quantized update with the
+    // downlink's error feedback, and theta after it.
+    if (Status s = CheckFinite(step_, "outer step"); !s.ok()) return refuse("non_finite", s.message());
+    if (!plan_.down) plan_.down = std::make_unique<ErrorFeedbackEncoder>(theta_.size());
+    std::copy(down_->residual().begin(), down_->residual().end(), plan_.down->residual_mut().begin());
+    if (Status s = plan_.down->EncodeChecked(step_, plan_.q, pool_.get()); !s.ok())
+      return refuse("non_finite", "the quantized outer step: " + s.message());
+    plan_.theta.assign(theta_.begin(), theta_.end());
+    ApplyQ8Step(plan_.q, plan_.theta, pool_.get());
+    plan_.theta_rms = RmsOf(plan_.theta, pool_.get());
+    if (!std::isfinite(plan_.theta_rms)) return refuse("non_finite", "theta after the outer step is not finite");
+  } else if (!plan_.outer.pending.empty()) {
+    if (Status s = CheckFinite(plan_.outer.pending, "pending outer step"); !s.ok())
+      return refuse("non_finite", s.message());
+  }
+  plan_.ready = true;
+  plan_.peer = c.peer;
+  plan_.sequence = c.sequence;
+  plan_.tokens = c.tokens;
+  o.verdict = oo.step_due ? SubmitVerdict::kApplied : SubmitVerdict::kPending;
+  o.version = outer_.version + (oo.step_due ? 1 : 0);
+  plan_.outcome = o;
+  return o;
+}
+
+void AggState::CommitPlan() {
+  STRATA_CHECK(plan_.ready);
+  std::swap(outer_, plan_.outer);
+  ++accept_index_;
+  PeerRecord& pr = peers_[plan_.peer];
+  pr.last_sequence = plan_.sequence;
+  pr.contributions += 1;
+  pr.tokens += plan_.tokens;
+  if (plan_.step_due) {
+    std::swap(down_, plan_.down);
+    std::swap(theta_, plan_.theta);
+    theta_rms_ = plan_.theta_rms;
     outer_.version += 1;
     theta_hash_ = ThetaHash(theta_);
-    history_.push_back(std::move(q));
+    history_.push_back(std::move(plan_.q));
+    plan_.q = Q8Tensor{};
     history_hash_.push_back(theta_hash_);
     while (history_.size() > cfg_.history) {
       history_.pop_front();
       history_hash_.pop_front();
       ++history_first_;
     }
-    o.verdict = SubmitVerdict::kApplied;
-  } else {
-    o.verdict = SubmitVerdict::kPending;
   }
-  o.version = outer_.version;
-  return o;
+  plan_.ready = false;
 }
 
-Result<SubmitOutcome> AggState::Submit(const Contribution& c) {
+Result<SubmitOutcome> AggState::Prepare(const Contribution& c) {
+  STRATA_CHECK(!plan_.ready);
   if (wal_fd_ < 0) return Status::Internal("the aggregator state is closed after a failed write; restart it");
   SubmitOutcome o;
   o.version = outer_.version;
+  o.theta_rms = theta_rms_;
   auto it = peers_.find(c.peer);
   if (it != peers_.end() && c.sequence <= it->second.last_sequence) {
     o.verdict = SubmitVerdict::kDuplicate;
@@ -403,56 +474,47 @@ Result<SubmitOutcome> AggState::Submit(const Contribution& c) {
     o.reason = "pseudo-gradient has " + std::to_string(c.delta.n) + " elements, the model " + std::to_string(n);
     return o;
   }
-  std::vector<float> delta(n);
-  DecodeQ8(c.delta, delta, pool_.get());
-  // The outer step refuses (and leaves the state untouched) before anything is logged; what it
-  // would accept is logged first, then applied, so the log and the state never disagree.
-  {
-    const uint32_t tau_max = cfg_.outer.tau_max;
-    auto refuse = [&](Refusal r, std::string why) {
-      o.verdict = SubmitVerdict::kRefused;
-      o.code = std::string(RefusalName(r));
-      o.reason = o.code + ": " + why;
-      return o;
-    };
-    const std::string versions = "base version " + std::to_string(c.base_version) + ", global " +
-                                 std::to_string(outer_.version) + ", tau_max " + std::to_string(tau_max);
-    if (c.base_version <= outer_.version)  // the staleness, also of a refusal (for the metrics)
-      o.tau = static_cast<uint32_t>(std::min<uint64_t>(outer_.version - c.base_version, UINT32_MAX));
-    if (c.base_version > outer_.version) return refuse(Refusal::kFromFuture, versions);
-    if (outer_.version - c.base_version > tau_max) return refuse(Refusal::kTooStale, versions);
-    if (c.inner_steps == 0) return refuse(Refusal::kZeroInnerSteps, "a contribution of 0 inner steps");
-    if (Status s = CheckFinite(delta, "pseudo-gradient"); !s.ok()) return refuse(Refusal::kNonFinite, s.message());
-    if (IsOutlier(cfg_, outer_, delta, c.inner_steps, &o.reason)) {
-      o.verdict = SubmitVerdict::kRefused;
-      o.code = "outlier";
-      return o;
-    }
-  }
+  delta_.resize(n);
+  DecodeQ8(c.delta, delta_, pool_.get());
+  o = Plan(c, delta_);
+  if (o.verdict == SubmitVerdict::kRefused) return o;
+  // Only what Plan accepted is logged, and it applies: the log and the state never disagree.
   if (Status s = AppendWal(c); !s.ok()) {
+    plan_.ready = false;
     ::close(wal_fd_);
     wal_fd_ = -1;
     return Status::IOError("the aggregator cannot log contribution " + std::to_string(c.sequence) + ": " +
                            s.message());
   }
-  o = Apply(c, delta);
-  if (o.verdict == SubmitVerdict::kRefused) {
-    // The prechecks above mirror OuterAccept's rules; a disagreement is a bug, and the logged
-    // record would be refused on replay too, so stop here rather than diverge.
-    std::fprintf(stderr, "aggregator: logged contribution refused by the outer step (%s)\n", o.reason.c_str());
-    std::abort();
-  }
-  if (o.verdict == SubmitVerdict::kApplied && outer_.version - last_snapshot_version_ >= cfg_.snapshot_every) {
-    if (Status s = Snapshot(); !s.ok()) {
-      // The WAL still holds everything: the snapshot is an optimisation, not a commit.
-      std::fprintf(stderr, "aggregator: snapshot failed (%s); the write-ahead log keeps the state\n",
-                   s.ToString().c_str());
-      if (wal_fd_ < 0) {
-        if (Status r = OpenWalForAppend(); !r.ok()) return r;
-      }
-    }
-  }
   return o;
+}
+
+SubmitOutcome AggState::Commit() {
+  SubmitOutcome o = plan_.outcome;
+  CommitPlan();
+  return o;
+}
+
+Status AggState::MaybeSnapshot() {
+  if (outer_.version - last_snapshot_version_ < cfg_.snapshot_every) return Status::Ok();
+  Status s = Snapshot();
+  if (!s.ok() && wal_fd_ < 0) {
+    // The WAL still holds everything: the snapshot is an optimisation, not a commit.
+    if (Status r = OpenWalForAppend(); !r.ok()) return r;
+  }
+  return s;
+}
+
+Result<SubmitOutcome> AggState::Submit(const Contribution& c) {
+  Result<SubmitOutcome> o = Prepare(c);
+  if (!o.ok() || (o->verdict != SubmitVerdict::kApplied && o->verdict != SubmitVerdict::kPending)) return o;
+  SubmitOutcome done = Commit();
+  if (Status s = MaybeSnapshot(); !s.ok()) {
+    if (wal_fd_ < 0) return s;  // not even the log could be reopened
+    std::fprintf(stderr, "aggregator: snapshot failed (%s); the write-ahead log keeps the state\n",
+                 s.ToString().c_str());
+  }
+  return done;
 }
 
 const Q8Tensor* AggState::Update(uint64_t v) const {

@@ -1,7 +1,15 @@
 #include "net/aggregator.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -17,6 +25,7 @@
 #include "optim/q8_book.h"
 #include "net/zmq_security.h"
 #include "runtime/file_util.h"
+#include "runtime/fmt.h"
 #include "runtime/le.h"
 
 namespace strata::net {
@@ -29,6 +38,8 @@ namespace {
 using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
+std::string_view View(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
+
 double Now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 double WallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -39,6 +50,7 @@ struct PeerLive {
   std::string name;
   double last_seen = 0;   // steady clock, s
   Json lease;             // the last lease as sent (step, tokens_per_s, eta_s, version, ...)
+  uint64_t lease_sequence = 0;  // of that lease: a lease at or below it is a replay
   uint64_t bytes_in = 0, bytes_out = 0;
   uint64_t refused = 0;
   std::string state = "active";  // active | suspect | evicted
@@ -50,6 +62,96 @@ struct Partial {
   uint32_t inner_steps = 0, chunk_count = 0, received = 0;
   std::vector<uint8_t> have;  // per chunk
   Q8Tensor q;
+};
+
+// A completed upload on its way through the applier (net/agg_state.h: Prepare on the worker,
+// Commit on the loop), or a snapshot.
+struct Job {
+  enum class Kind { kPrepare, kSnapshot } kind = Kind::kPrepare;
+  std::string rid;  // the routing id to answer
+  Contribution c;
+  Result<SubmitOutcome> outcome = Status::Internal("not run");
+  Status snapshot;
+};
+
+// One thread that runs the slow part of applying a contribution (decode, checks, the outer step's
+// dry run, the WAL's fdatasync: about a second at 100 M parameters) and snapshots, so the socket
+// loop keeps answering leases, status requests and other peers' chunks meanwhile. One job at a
+// time; the loop hands the next only after it has taken the last one back (and committed it), so
+// the worker only ever reads the state while the loop reads it too.
+class Applier {
+ public:
+  explicit Applier(AggState* st) : st_(st) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    STRATA_CHECK(wake_fd_ >= 0);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Applier() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();  // a job in hand finishes first: a logged record is never half written
+    ::close(wake_fd_);
+  }
+  int wake_fd() const { return wake_fd_; }
+  bool busy() const { return busy_; }  // loop thread only
+  void Start(Job job) {
+    STRATA_CHECK(!busy_);
+    busy_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_ = std::move(job);
+    }
+    cv_.notify_one();
+  }
+  // The finished job, if there is one (loop thread).
+  std::optional<Job> Take() {
+    uint64_t v;
+    while (::read(wake_fd_, &v, sizeof v) == sizeof v) {
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!out_) return std::nullopt;
+    std::optional<Job> j = std::move(out_);
+    out_.reset();
+    busy_ = false;
+    return j;
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return quit_ || in_.has_value(); });
+        if (!in_) return;  // quit with nothing in hand
+        job = std::move(*in_);
+        in_.reset();
+      }
+      if (job.kind == Job::Kind::kPrepare) {
+        job.outcome = st_->Prepare(job.c);
+      } else {
+        job.snapshot = st_->MaybeSnapshot();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        out_ = std::move(job);
+      }
+      const uint64_t one = 1;
+      (void)!::write(wake_fd_, &one, sizeof one);
+    }
+  }
+
+  AggState* st_;
+  int wake_fd_ = -1;
+  bool busy_ = false;  // loop thread only
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Job> in_, out_;
+  bool quit_ = false;
+  std::thread thread_;
 };
 
 class Server {
@@ -76,6 +178,14 @@ class Server {
   void Announce();
   void CheckLeases();
   void Metric(Json j);
+  // Counts a refusal under `reason` and logs it (metrics.jsonl), at the given level: zap, socket,
+  // message or frame (the frame level also answers the peer: Refuse).
+  void Count(const std::string& level, const std::string& reason, const std::string& detail,
+             const PeerKey* who = nullptr, uint64_t sequence = 0);
+  void OnJobDone(Job job);
+  void StartNextJob();
+  void DrainZapDenials();
+  void OnMonitorEvent();
   Result<Membership> LoadMembers() const;
   void Reload();
 
@@ -92,6 +202,12 @@ class Server {
   // Per peer, the upload refused last and why (its later chunks get the same answer, uncounted).
   std::map<PeerKey, std::pair<uint64_t, std::string>> refused_;
   std::map<std::string, uint64_t> refusals_;
+  std::map<std::string, uint64_t> socket_events_;  // handshake failures, dropped connections
+  std::unique_ptr<Applier> applier_;
+  std::deque<Job> queued_;                 // completed uploads waiting for the applier
+  std::map<PeerKey, uint64_t> in_apply_;   // per peer, the sequence queued or with the applier
+  bool snapshot_due_ = false;
+  zmq::socket_t monitor_;                  // the ROUTER's socket events (handshake failures, drops)
   std::vector<uint64_t> tau_hist_;
   uint64_t bytes_in_ = 0, bytes_out_ = 0, frames_in_ = 0, applied_ = 0, dropped_sends_ = 0;
   uint64_t out_seq_ = 0;
@@ -140,6 +256,11 @@ Status Server::Setup() {
   Result<std::unique_ptr<AggState>> st = AggState::Open(opt_.dir, opt_.run, opt_.threads);
   if (!st.ok()) return st.status();
   st_ = std::move(*st);
+  if (st_->replay_refused() > 0)
+    std::fprintf(stderr, "aggregator: the replay of %s/wal.log refused %llu record(s), as they would be now; last: %s\n",
+                 opt_.dir.c_str(), static_cast<unsigned long long>(st_->replay_refused()),
+                 st_->replay_refusal().c_str());
+  applier_ = std::make_unique<Applier>(st_.get());
   Result<Membership> m = LoadMembers();
   if (!m.ok()) return m.status();
   members_ = std::move(*m);
@@ -161,6 +282,16 @@ Status Server::Setup() {
     }
     // A reply to a peer that has gone is an error we see, not a silent drop.
     router_.set(zmq::sockopt::router_mandatory, 1);
+    // The connection-level refusals that never reach the ZAP handler or the application (a NULL
+    // or PLAIN client, a broken handshake, a message above ZMQ_MAXMSGSIZE) show only as socket
+    // events: watched so that they are counted and logged too.
+    const std::string mon_ep = "inproc://strata-router-monitor";
+    if (zmq_socket_monitor(router_.handle(), mon_ep.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+      return Status::IOError(std::string("aggregator: cannot monitor the ROUTER socket: ") + zmq_strerror(zmq_errno()));
+    monitor_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+    monitor_.connect(mon_ep);
     router_.bind(opt_.bind);
     router_ep_ = router_.get(zmq::sockopt::last_endpoint);
     std::string pub_bind = opt_.pub_bind;
@@ -192,7 +323,8 @@ Status Server::Setup() {
                  static_cast<unsigned long long>(st_->replayed()), router_ep_.c_str(), pub_ep_.c_str(),
                  members_.members.size(), members_.signed_by_authority ? " (signed list)" : "");
   }
-  Metric({{"event", "start"}, {"version", st_->version()}, {"replayed", st_->replayed()}});
+  Metric({{"event", "start"}, {"version", st_->version()}, {"replayed", st_->replayed()},
+          {"replay_refused", st_->replay_refused()}, {"replay_refusal", st_->replay_refusal()}});
   return Status::Ok();
 }
 
@@ -247,16 +379,74 @@ bool Server::SendJson(zmq::message_t& rid, MsgType type, const Json& j, const Pe
 
 void Server::Refuse(zmq::message_t& rid, const PeerKey* who, const std::string& reason, const std::string& detail,
                     uint64_t sequence, bool counted) {
-  if (counted) {
-    ++refusals_[reason];
-    if (who) ++live_[*who].refused;
-    Json m = {{"event", "refused"}, {"reason", reason}, {"detail", detail}, {"sequence", sequence}};
-    if (who) m["peer"] = live_[*who].name;
-    Metric(m);
-  }
+  if (counted) Count("frame", reason, detail, who, sequence);
   Json j = {{"reason", reason}, {"detail", detail}, {"version", st_->version()},
             {"oldest_update", st_->oldest_update()}, {"sequence", sequence}};
   SendJson(rid, MsgType::kRefusal, j, who, st_->version(), 0);
+}
+
+void Server::Count(const std::string& level, const std::string& reason, const std::string& detail, const PeerKey* who,
+                   uint64_t sequence) {
+  ++refusals_[reason];
+  Json m = {{"event", "refused"}, {"level", level}, {"reason", reason}, {"detail", detail}};
+  if (sequence) m["sequence"] = sequence;
+  if (who) {
+    ++live_[*who].refused;
+    m["peer"] = live_[*who].name;
+  }
+  Metric(m);
+}
+
+void Server::DrainZapDenials() {
+  for (ZapHandler::Denial& d : zap_->TakeDenials())
+    Metric({{"event", "refused"}, {"level", "zap"}, {"reason", "zap_denied"}, {"address", d.address},
+            {"mechanism", d.mechanism}, {"detail", d.reason}});
+}
+
+// One event of the ROUTER's monitor: two parts, (u16 event, u32 value) and the endpoint.
+void Server::OnMonitorEvent() {
+  for (;;) {
+    zmq::message_t ev, addr;
+    if (!monitor_.recv(ev, zmq::recv_flags::dontwait)) return;
+    if (ev.more()) (void)monitor_.recv(addr, zmq::recv_flags::none);
+    if (ev.size() < 6) continue;
+    const auto* p = static_cast<const uint8_t*>(ev.data());
+    const uint16_t event = static_cast<uint16_t>(p[0] | p[1] << 8);
+    const uint32_t value = GetU32(p + 2);
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      ++socket_events_["handshakes"];
+      continue;
+    }
+    std::string reason, detail;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+      switch (value) {
+        case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+          reason = "handshake_mechanism";
+          detail = "the client's security mechanism is not CURVE (NULL or PLAIN)";
+          break;
+        case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+          reason = "handshake_crypto";
+          detail = "the CURVE handshake failed its cryptographic checks (wrong server key?)";
+          break;
+        default:
+          reason = "handshake_protocol";
+          detail = "ZMTP protocol error 0x" + Fmt("%x", value) + " in the handshake";
+      }
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+      reason = "handshake_failed";
+      detail = std::string("the handshake failed: ") + zmq_strerror(static_cast<int>(value));
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+      // libzmq 4.3 gives no reason: the peer closed, a heartbeat timed out, or it sent a message
+      // above ZMQ_MAXMSGSIZE (which closes the connection before the message reaches us).
+      ++socket_events_["disconnected"];
+      Metric({{"event", "disconnected"}, {"level", "socket"}, {"address", std::string(View(addr))}});
+      continue;
+    } else {
+      continue;
+    }
+    ++socket_events_[reason];
+    Count("socket", reason, detail + " (" + std::string(View(addr)) + ")");
+  }
 }
 
 Json Server::WelcomeJson() const {
@@ -325,6 +515,13 @@ void Server::Handle(zmq::message_t& rid, zmq::message_t& frame) {
         Refuse(rid, &who, "malformed", "lease is not a JSON object", h.sequence);
         break;
       }
+      if (h.sequence <= pl.lease_sequence) {
+        Refuse(rid, &who, "replay",
+               "lease sequence " + std::to_string(h.sequence) + " is not after " + std::to_string(pl.lease_sequence),
+               h.sequence);
+        break;
+      }
+      pl.lease_sequence = h.sequence;
       pl.lease = std::move(j);
       break;
     }
@@ -351,18 +548,28 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
   if (auto it = st_->peers().find(who); it != st_->peers().end()) rec = &it->second;
   if (rec && h.sequence <= rec->last_sequence) {
     // A replay, or a retransmission after a lost Result: nothing changes either way.
-    ++refusals_["replay"];
-    ++live_[who].refused;
-    Metric({{"event", "refused"}, {"reason", "replay"}, {"peer", live_[who].name}, {"sequence", h.sequence}});
+    Count("frame", "replay", "sequence " + std::to_string(h.sequence) + " was already applied", &who, h.sequence);
     result("duplicate", "sequence " + std::to_string(h.sequence) + " was already applied", nullptr);
     return;
   }
+  auto ack_chunk = [&] {
+    FrameHeader ack;
+    ack.type = MsgType::kChunkAck;
+    ack.chunk_index = h.chunk_index;
+    ack.chunk_count = plan.count;
+    ack.base_version = st_->version();
+    ack.sequence = h.sequence;  // echoes the upload it acknowledges
+    Send(rid, ack, {}, &who);   // sequence: ours; the peer matches acks by chunk index
+  };
+  if (auto it = in_apply_.find(who); it != in_apply_.end() && it->second == h.sequence) {
+    // A resent chunk of an upload already complete and being applied: acknowledged again, and
+    // its Result follows when the applier is done.
+    if (plan.Matches(h)) ack_chunk();
+    return;
+  }
   auto refuse_result = [&](const std::string& reason, const std::string& detail) {
-    ++refusals_[reason];
     if (reason == "too_stale") tau_hist_.back()++;  // the histogram's last bin: beyond tau_max
-    ++live_[who].refused;
-    Metric({{"event", "refused"}, {"reason", reason}, {"detail", detail}, {"peer", live_[who].name},
-            {"sequence", h.sequence}});
+    Count("frame", reason, detail, &who, h.sequence);
     partial_.erase(who);
     refused_[who] = {h.sequence, reason + ": " + detail};
     result("refused", reason + ": " + detail, nullptr);
@@ -414,45 +621,87 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
     p.have[h.chunk_index] = 1;
     ++p.received;
   }
-  FrameHeader ack;
-  ack.type = MsgType::kChunkAck;
-  ack.chunk_index = h.chunk_index;
-  ack.chunk_count = plan.count;
-  ack.base_version = st_->version();
-  ack.sequence = h.sequence;  // echoes the upload it acknowledges
-  Send(rid, ack, {}, &who);  // sequence: ours; the peer matches acks by chunk index
+  ack_chunk();
   if (p.received < p.chunk_count) return;
 
-  Contribution c;
-  c.peer = who;
-  c.sequence = p.sequence;
-  c.base_version = p.base_version;
-  c.inner_steps = p.inner_steps;
-  c.tokens = p.tokens;
-  c.delta = std::move(p.q);
+  // Complete: to the applier (one upload per peer at a time; an honest peer waits for its Result).
+  if (in_apply_.count(who)) {
+    Count("frame", "busy", "an earlier upload of this member is still being applied", &who, h.sequence);
+    partial_.erase(who);
+    return result("refused", "busy: an earlier upload of this member is still being applied", nullptr);
+  }
+  Job job;
+  job.rid.assign(static_cast<const char*>(rid.data()), rid.size());
+  job.c.peer = who;
+  job.c.sequence = p.sequence;
+  job.c.base_version = p.base_version;
+  job.c.inner_steps = p.inner_steps;
+  job.c.tokens = p.tokens;
+  job.c.delta = std::move(p.q);
   partial_.erase(who);
-  Result<SubmitOutcome> o = st_->Submit(c);
-  if (!o.ok()) {
-    std::fprintf(stderr, "aggregator: %s\n", o.status().ToString().c_str());
+  in_apply_[who] = job.c.sequence;
+  queued_.push_back(std::move(job));
+  StartNextJob();
+}
+
+void Server::StartNextJob() {
+  if (applier_->busy()) return;
+  if (snapshot_due_) {
+    snapshot_due_ = false;
+    Job j;
+    j.kind = Job::Kind::kSnapshot;
+    applier_->Start(std::move(j));
+    return;
+  }
+  if (queued_.empty()) return;
+  Job j = std::move(queued_.front());
+  queued_.pop_front();
+  applier_->Start(std::move(j));
+}
+
+void Server::OnJobDone(Job job) {
+  if (job.kind == Job::Kind::kSnapshot) {
+    if (!job.snapshot.ok()) {
+      std::fprintf(stderr, "aggregator: snapshot failed (%s); the write-ahead log keeps the state\n",
+                   job.snapshot.ToString().c_str());
+      Metric({{"event", "snapshot_failed"}, {"error", job.snapshot.ToString()}});
+    }
+    return;
+  }
+  const Contribution& c = job.c;
+  const PeerKey who = c.peer;
+  in_apply_.erase(who);
+  if (!job.outcome.ok()) {
+    std::fprintf(stderr, "aggregator: %s\n", job.outcome.status().ToString().c_str());
     g_aggregator_stop = true;  // the durable state cannot advance: stop, a restart resumes from disk
     return;
   }
-  const char* verdict = o->verdict == SubmitVerdict::kApplied   ? "applied"
-                        : o->verdict == SubmitVerdict::kPending ? "pending"
-                        : o->verdict == SubmitVerdict::kDuplicate ? "duplicate"
-                                                                  : "refused";
-  if (o->verdict == SubmitVerdict::kRefused) {
-    ++refusals_[o->code];
+  SubmitOutcome o = *job.outcome;
+  if (o.verdict == SubmitVerdict::kApplied || o.verdict == SubmitVerdict::kPending) {
+    o = st_->Commit();  // logged by the applier: it applies
+    snapshot_due_ = o.verdict == SubmitVerdict::kApplied;  // the applier checks the period
+  }
+  const char* verdict = o.verdict == SubmitVerdict::kApplied   ? "applied"
+                        : o.verdict == SubmitVerdict::kPending ? "pending"
+                        : o.verdict == SubmitVerdict::kDuplicate ? "duplicate"
+                                                                 : "refused";
+  if (o.verdict == SubmitVerdict::kRefused) {
+    ++refusals_[o.code];
     ++live_[who].refused;
-  } else if (o->verdict != SubmitVerdict::kDuplicate) {
-    tau_hist_[std::min<size_t>(o->tau, tau_hist_.size() - 1)]++;
+  } else if (o.verdict != SubmitVerdict::kDuplicate) {
+    tau_hist_[std::min<size_t>(o.tau, tau_hist_.size() - 1)]++;
   }
   Metric({{"event", "contribution"}, {"peer", live_[who].name}, {"sequence", c.sequence}, {"verdict", verdict},
-          {"base_version", c.base_version}, {"tau", o->tau}, {"inner_steps", c.inner_steps}, {"tokens", c.tokens},
-          {"version", o->version}, {"upper", o->upper}, {"lower", o->lower}, {"g_rms", o->g_rms},
-          {"reason", o->reason}});
-  result(verdict, o->reason, &*o);
-  if (o->verdict == SubmitVerdict::kApplied) {
+          {"base_version", c.base_version}, {"tau", o.tau}, {"inner_steps", c.inner_steps}, {"tokens", c.tokens},
+          {"version", o.version}, {"upper", o.upper}, {"lower", o.lower}, {"g_rms", o.g_rms},
+          {"theta_rms", o.theta_rms}, {"reason", o.reason}});
+  zmq::message_t rid(job.rid.data(), job.rid.size());
+  Json j = {{"verdict", verdict}, {"sequence", c.sequence}, {"version", st_->version()},
+            {"theta_hash", HashHex(st_->theta_hash())}, {"tau", o.tau}, {"upper", o.upper}, {"lower", o.lower},
+            {"g_rms", o.g_rms}, {"theta_rms", o.theta_rms}};
+  if (!o.reason.empty()) j["reason"] = o.reason;
+  SendJson(rid, MsgType::kResult, j, &who, st_->version(), c.sequence);
+  if (o.verdict == SubmitVerdict::kApplied) {
     ++applied_;
     Announce();
   }
@@ -552,6 +801,8 @@ Json Server::StatusJson() const {
               {"frames_in", frames_in_},
               {"dropped_sends", dropped_sends_},
               {"refusals", refusals_},
+              {"socket_events", socket_events_},
+              {"applying", in_apply_.size()},
               {"zap_admitted", zap_->admitted()},
               {"zap_denied", zap_->denied()},
               {"members", members_.members.size()}};
@@ -593,13 +844,20 @@ Status Server::Loop() {
   Announce();
   double last_check = Now();
   while (!g_aggregator_stop.load()) {
-    zmq::pollitem_t items[] = {{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0},
+                               {static_cast<void*>(monitor_), 0, ZMQ_POLLIN, 0},
+                               {nullptr, applier_->wake_fd(), ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 1, std::chrono::milliseconds(100));
+      zmq::poll(items, 3, std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return Status::IOError(std::string("aggregator: poll: ") + e.what());
     }
+    if (items[2].revents & ZMQ_POLLIN) {
+      if (std::optional<Job> done = applier_->Take()) OnJobDone(std::move(*done));
+      StartNextJob();
+    }
+    if (items[1].revents & ZMQ_POLLIN) OnMonitorEvent();
     if (items[0].revents & ZMQ_POLLIN) {
       for (int burst = 0; burst < 64; ++burst) {
         std::vector<zmq::message_t> parts;
@@ -612,13 +870,17 @@ Status Server::Loop() {
         }
         if (!r) break;
         if (parts.size() != 2) {
-          ++refusals_["malformed"];
+          // Routing id + one frame is all a peer may send; the sender is unknown here (no frame to
+          // take its identity from), so this is counted and logged but not answered.
+          ++frames_in_;
+          Count("message", "malformed", "a message of " + std::to_string(parts.size()) + " parts (want 2)");
           continue;
         }
         Handle(parts[0], parts[1]);
         if (g_aggregator_stop.load()) break;
       }
     }
+    DrainZapDenials();
     if (g_aggregator_reload.exchange(false)) Reload();
     const double now = Now();
     if (now - last_announce_ >= 1.0) Announce();
@@ -629,12 +891,15 @@ Status Server::Loop() {
     if (opt_.stop_at_version && st_->version() >= opt_.stop_at_version) break;
     if (opt_.max_seconds > 0 && now - t0_ >= opt_.max_seconds) break;
   }
+  applier_.reset();  // a job in hand finishes (a logged record is replayed by the next start)
   Json s = StatusJson();
   Metric({{"event", "stop"}, {"version", st_->version()}, {"status", s}});
   if (!opt_.quiet)
     std::fprintf(stderr, "strata swarm serve: stopped at version %llu (%llu contributions applied since start)\n",
                  static_cast<unsigned long long>(st_->version()), static_cast<unsigned long long>(applied_));
   // Sockets close before the ZAP handler they rely on.
+  zmq_socket_monitor(router_.handle(), nullptr, 0);
+  monitor_.close();
   router_.close();
   pub_.close();
   zap_.reset();

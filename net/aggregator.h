@@ -1,8 +1,11 @@
-// `strata swarm serve`: the aggregator. One thread, one ROUTER socket for everything a peer asks
-// or sends (CURVE, ZAP default-deny), one PUB socket for announcements (version + hash only).
+// `strata swarm serve`: the aggregator. One socket loop, one ROUTER socket for everything a peer
+// asks or sends (CURVE, ZAP default-deny), one PUB socket for announcements (version + hash only),
+// and one applier thread that checks, dry-runs and logs a completed contribution (net/agg_state.h:
+// Prepare) while the loop keeps answering; the loop then commits it and answers its Result.
 //
 //   ROUTER <- Hello                      -> Welcome (run config, version, theta hash, PUB endpoint)
-//          <- ContribChunk x n (window)  -> ChunkAck each; when complete: verify, WAL, apply -> Result
+//          <- ContribChunk x n (window)  -> ChunkAck each; when complete: to the applier (checks,
+//                                           dry run, WAL); then commit -> Result
 //          <- FetchUpdates(v, chunk i)   -> UpdateChunk (the q8 update v -> v+1), or Refusal "behind"
 //          <- FetchTheta(chunk i)        -> ThetaChunk (fp32, of a frozen copy at some version S)
 //          <- Lease (step, tokens/s, ETA)
@@ -11,7 +14,8 @@
 //
 // Identity is the ZAP User-Id of the connection (the member's Ed25519 key), never the routing id;
 // each frame must also carry that key and a valid signature by it. Every refusal is counted by
-// reason and answered, so an honest peer knows to resynchronise.
+// reason and logged (metrics.jsonl, with its level: zap, socket, message or frame), and answered
+// where there is someone to answer, so an honest peer knows to resynchronise.
 #pragma once
 
 #include <atomic>

@@ -18,6 +18,8 @@ Status SwarmRunConfig::Validate() const {
     return Status::InvalidArgument("chunk_elems must be at most 16 Mi (a wire chunk fits in one message)");
   if (!(outlier_mult == 0 || outlier_mult >= 1) || !std::isfinite(outlier_mult))
     return Status::InvalidArgument("outlier_mult must be 0 (off) or at least 1");
+  if (!(theta_bound >= 0) || !std::isfinite(theta_bound))
+    return Status::InvalidArgument("theta_bound must be finite and >= 0 (0: off)");
   if (history == 0) return Status::InvalidArgument("history must be at least 1");
   if (snapshot_every == 0) return Status::InvalidArgument("snapshot_every must be at least 1");
   if (lease_ms < 50 || lease_ms > 600000)
@@ -44,6 +46,7 @@ std::string SwarmRunConfigToJson(const SwarmRunConfig& c) {
   j["snapshot_every"] = c.snapshot_every;
   j["lease_ms"] = c.lease_ms;
   j["outlier_mult"] = c.outlier_mult;
+  j["theta_bound"] = c.theta_bound;
   j["sync_peers"] = c.sync_peers;
   return j.dump(2);
 }
@@ -98,6 +101,8 @@ Result<SwarmRunConfig> SwarmRunConfigFromJson(std::string_view text) {
   STRATA_GET(j, "snapshot_every", c.snapshot_every);
   STRATA_GET(j, "lease_ms", c.lease_ms);
   STRATA_GET(j, "outlier_mult", c.outlier_mult);
+  // Runs stored before the bound existed keep the default.
+  if (j.contains("theta_bound")) STRATA_GET(j, "theta_bound", c.theta_bound);
   STRATA_GET(j, "sync_peers", c.sync_peers);
 #undef STRATA_GET
   if (Status s = c.Validate(); !s.ok()) return Status::Corruption(w + ": " + s.message());

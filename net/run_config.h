@@ -23,6 +23,10 @@ struct SwarmRunConfig {
   uint32_t snapshot_every = 25; // versions between snapshots of the aggregator's state
   uint32_t lease_ms = 1000;     // a peer's lease period; suspect after 3 missed, evicted after 6
   float outlier_mult = 100.0f;  // refuse a pseudo-gradient whose RMS exceeds this x the running RMS (0: off)
+  // Refuse a pseudo-gradient g (after the H_ref rescale) whose RMS exceeds this x theta's RMS (0:
+  // off). Unlike the outlier rule it needs no history, so it bounds a run's first contribution
+  // too, and a member cannot ratchet the running RMS past it (docs/SECURITY.md).
+  float theta_bound = 2.0f;  // honest peers measured at 0.19 (0.44 with --h-ref 20): docs/SECURITY.md
   uint32_t sync_peers = 0;      // 0: asynchronous; N: synchronous DiLoCo rounds of N peers (baseline)
 
   [[nodiscard]] Status Validate() const;

@@ -74,6 +74,13 @@ void ZapHandler::Replace(Membership members) {
   members_ = std::move(members);
 }
 
+std::vector<ZapHandler::Denial> ZapHandler::TakeDenials() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Denial> out;
+  out.swap(denials_);
+  return out;
+}
+
 void ZapHandler::Answer(const std::vector<zmq::message_t>& req, std::string* status, std::string* text,
                         std::string* user_id) {
   // Request (RFC 27): version, request id, domain, address, routing id, mechanism, credentials...
@@ -140,6 +147,12 @@ void ZapHandler::Run() {
         Answer(req, &status, &text, &user_id);
       }
       (status == "200" ? admitted_ : denied_).fetch_add(1, std::memory_order_relaxed);
+      if (status != "200") {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (denials_.size() < kMaxDenialsKept)
+          denials_.push_back({req.size() > 3 ? std::string(View(req[3]).substr(0, 64)) : std::string(),
+                              req.size() > 5 ? std::string(View(req[5]).substr(0, 16)) : std::string(), text});
+      }
       // Reply: version, request id (echoed), status code, status text, user id, metadata (none).
       const std::string request_id = req.size() >= 2 ? std::string(View(req[1])) : std::string();
       zap_.send(zmq::buffer(std::string_view("1.0")), zmq::send_flags::sndmore);

@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -41,6 +42,16 @@ class ZapHandler {
   uint64_t admitted() const { return admitted_.load(std::memory_order_relaxed); }  // "200" replies
   uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }      // "400" replies
 
+  // The denials since the last call, oldest first, for the owner to log (at most kMaxDenialsKept
+  // are kept between two calls; denied() counts them all).
+  struct Denial {
+    std::string address;  // the connecting peer's IP address, as libzmq reports it
+    std::string mechanism;
+    std::string reason;   // the status text sent back
+  };
+  static constexpr size_t kMaxDenialsKept = 256;
+  std::vector<Denial> TakeDenials();
+
   // Hot reload: connections handshaking after this call are judged by the new list. Connections
   // already admitted stay open (a removed member is cut off at its next connection).
   void Replace(Membership members);
@@ -55,8 +66,9 @@ class ZapHandler {
   zmq::socket_t zap_;      // REP on inproc://zeromq.zap.01; used by the handler thread only once started
   zmq::socket_t stop_rx_;  // PAIR, handler thread side: one message means "stop"
   zmq::socket_t stop_tx_;  // PAIR, owner side (the destructor)
-  std::mutex mu_;          // guards members_
+  std::mutex mu_;          // guards members_ and denials_
   Membership members_;
+  std::vector<Denial> denials_;
   std::atomic<uint64_t> admitted_{0}, denied_{0};
   std::thread thread_;
 };

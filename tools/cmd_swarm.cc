@@ -298,6 +298,13 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   sv->add_option("--apply-every", so.run.outer.apply_every, "K: one outer step per K arrivals (delayed Nesterov)")
       ->capture_default_str();
+  sv->add_option("--outlier", so.run.outlier_mult,
+                 "Refuse a contribution whose RMS exceeds this x the running RMS of the accepted ones (0: off)")
+      ->capture_default_str();
+  sv->add_option("--theta-bound", so.run.theta_bound,
+                 "Refuse a contribution whose RMS (after --h-ref) exceeds this x theta's RMS; holds from the "
+                 "first contribution on (0: off; docs/SECURITY.md)")
+      ->capture_default_str();
   sv->add_flag("--no-clip", sf->no_clip, "No Bi²Clip (plain asynchronous DiLoCo)");
   sv->add_flag("--no-nesterov", sf->no_nesterov, "Heavy-ball momentum instead of Nesterov");
   sv->add_option("--sync", so.run.sync_peers, "Synchronous DiLoCo rounds of N peers (the baseline)");

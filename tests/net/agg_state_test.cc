@@ -17,6 +17,10 @@
 #include <gtest/gtest.h>
 
 #include "net/pg_codec.h"
+#include "net/wire.h"
+#include "optim/q8_book.h"
+#include <xxhash.h>
+#include <cstring>
 #include "tests/offload/temp_dir.h"
 
 namespace strata::net {
@@ -370,6 +374,223 @@ TEST(AggState, SigkillAtRandomInstantsLosesNothingAndAppliesNothingTwice) {
   }
   EXPECT_EQ((*a)->theta_hash(), ref_hash[kTotal]);
   EXPECT_GE(kills, 3) << "the test should kill the child mid-run several times";
+}
+
+// A contribution of n values, every one 0 but those listed, each of which gets code `code` in a
+// block of absmax `absmax` (the other blocks' absmax is 1, codes 0).
+Contribution Spiky(uint64_t n, uint64_t seq, uint64_t base, uint32_t inner, std::vector<uint64_t> at, uint8_t code,
+                   float absmax, uint8_t peer = 9) {
+  Contribution c;
+  c.peer = Key(peer);
+  c.sequence = seq;
+  c.base_version = base;
+  c.inner_steps = inner;
+  c.tokens = 64;
+  c.delta.n = n;
+  c.delta.codes.assign(n, q8::kSignedZero);
+  c.delta.absmax.assign(q8::NumBlocks(static_cast<int64_t>(n)), 1.0f);
+  for (uint64_t i : at) {
+    c.delta.codes[i] = code;
+    c.delta.absmax[i / q8::kBlock] = absmax;
+  }
+  return c;
+}
+
+// The first defect: with --h-ref 20 a first contribution of one code 255 at absmax 3e38
+// and 1 inner step passed every check, was logged, then overflowed in the rescale; the aggregator
+// aborted, and every restart refused the log. Now the dry run refuses it before the log.
+TEST(AggState, ContributionThatOverflowsInTheRescaleIsRefusedBeforeTheLog) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  cfg.outer.h_ref = 20;
+  cfg.theta_bound = 0;  // the bound against theta would refuse it too; this is about the arithmetic
+  {
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok()) << a.status();
+    const uint64_t n = (*a)->theta().size();
+    const std::string wal_before = ReadFile(dir.path() + "/wal.log");
+    auto o = (*a)->Submit(Spiky(n, 1, 0, 1, {5}, 255, 3e38f));
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->verdict, SubmitVerdict::kRefused);
+    EXPECT_EQ(o->code, "non_finite") << o->reason;
+    EXPECT_NE(o->reason.find("h_ref/H = 20/1"), std::string::npos) << o->reason;
+    EXPECT_EQ(ReadFile(dir.path() + "/wal.log"), wal_before) << "a refused contribution is never logged";
+    EXPECT_EQ((*a)->version(), 0u);
+    // The run goes on: an honest contribution applies.
+    auto ok = (*a)->Submit(MakeContribution(n, 3, 0));
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_EQ(ok->verdict, SubmitVerdict::kApplied) << ok->reason;
+  }
+  auto b = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(b.ok()) << "a restart always comes back: " << b.status();
+  EXPECT_EQ((*b)->version(), 1u);
+  EXPECT_EQ((*b)->replay_refused(), 0u);
+}
+
+// The rest of the outer step's arithmetic is dry-run too: a step that overflows theta is refused
+// before the log, and the state (and its replay) stays where it was.
+TEST(AggState, StepThatWouldMakeThetaInfiniteIsRefusedBeforeTheLog) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  cfg.snapshot_every = 100;  // everything through the log
+  cfg.outer.clip = false;
+  cfg.outer.mu = 0;
+  cfg.outer.eta = 1;
+  cfg.theta_bound = 0;
+  cfg.outlier_mult = 0;
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const uint64_t n = (*a)->theta().size();
+  // Every value at code 0 (the most negative) of a block scale near FLT_MAX: theta += ~3e38 each.
+  std::vector<uint64_t> all(n);
+  for (uint64_t i = 0; i < n; ++i) all[i] = i;
+  auto first = (*a)->Submit(Spiky(n, 1, 0, 1, all, 0, 3e38f));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->verdict, SubmitVerdict::kApplied) << first->reason;
+  const uint64_t hash1 = (*a)->theta_hash();
+  const std::string wal1 = ReadFile(dir.path() + "/wal.log");
+  auto second = (*a)->Submit(Spiky(n, 2, 1, 1, all, 0, 3e38f));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->verdict, SubmitVerdict::kRefused);
+  EXPECT_EQ(second->code, "non_finite") << second->reason;
+  EXPECT_EQ((*a)->theta_hash(), hash1);
+  EXPECT_EQ(ReadFile(dir.path() + "/wal.log"), wal1);
+  for (float x : (*a)->theta()) ASSERT_TRUE(std::isfinite(x));
+  a->reset();
+  auto b = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ((*b)->theta_hash(), hash1);
+}
+
+// The second defect: a fresh run has no running RMS, so the outlier rule and the band did
+// nothing and a first contribution of every code 255 at absmax 3e38 moved theta by ~7e37. The
+// bound against theta's own RMS holds from the first contribution on.
+TEST(AggState, FirstContributionIsBoundedAgainstTheta) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();  // default flags
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const uint64_t n = (*a)->theta().size();
+  const uint64_t h0 = (*a)->theta_hash();
+  std::vector<uint64_t> all(n);
+  for (uint64_t i = 0; i < n; ++i) all[i] = i;
+  auto o = (*a)->Submit(Spiky(n, 1, 0, 5, all, 255, 3e38f));
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->verdict, SubmitVerdict::kRefused);
+  EXPECT_EQ(o->code, "too_large") << o->reason;
+  EXPECT_EQ((*a)->theta_hash(), h0);
+  EXPECT_GT(o->theta_rms, 0.0);
+  // The largest contribution the bound lets through moves theta by a bounded amount. The worst
+  // case is one spike: g's RMS just under theta_bound x RMS(theta), its one value clipped to the
+  // band (upper_mult x that RMS, the first contribution's own), stepped with eta (1 + mu).
+  const double bound = cfg.theta_bound * (*a)->theta_rms();
+  const double top = q8::BookValues(q8::Book::kSigned)[255];
+  const float spike = static_cast<float>(0.99 * bound * std::sqrt(double(n)) / top);
+  std::vector<float> before((*a)->theta().begin(), (*a)->theta().end());
+  auto edge = (*a)->Submit(Spiky(n, 2, 0, 5, {5}, 255, spike));
+  ASSERT_TRUE(edge.ok()) << edge.status();
+  ASSERT_EQ(edge->verdict, SubmitVerdict::kApplied) << edge->reason;
+  double moved = 0;
+  for (uint64_t i = 0; i < n; ++i) moved = std::max(moved, std::fabs(double((*a)->theta()[i]) - before[i]));
+  const double worst = cfg.outer.eta * (1 + cfg.outer.mu) * cfg.outer.upper_mult * bound;
+  EXPECT_LE(moved, worst) << "theta moved by " << moved;
+  EXPECT_GE(moved, 0.98 * worst) << "the spike should reach the band: " << moved;
+  // The same contribution, 10x over the bound, is refused once the running RMS exists too.
+  auto big = (*a)->Submit(Spiky(n, 3, 1, 5, all, 255, static_cast<float>(10 * (*a)->theta_rms())));
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->verdict, SubmitVerdict::kRefused);
+}
+
+// A log written before a check existed may hold a record that the replay now refuses (here: the
+// record that the old aggregator logged and then aborted on). The replay refuses it as it would be
+// refused live, counts it and goes on, so the aggregator starts; the record's index stays used.
+TEST(AggState, ReplayRefusesALoggedRecordAsLiveAndStarts) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  cfg.outer.h_ref = 20;
+  cfg.snapshot_every = 100;
+  uint64_t n = 0;
+  {
+    auto a = AggState::Open(dir.path(), cfg);
+    ASSERT_TRUE(a.ok()) << a.status();
+    n = (*a)->theta().size();
+  }
+  // The record as docs/formats/aggregator-state.md lays it out: header, q8 payload, XXH3.
+  const Contribution bad = Spiky(n, 1, 0, 1, {5}, 255, 3e38f);
+  std::string rec(96, '\0');
+  auto put = [&](size_t off, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) rec[off + i] = static_cast<char>(v >> (8 * i));
+  };
+  put(0, 0x52575453, 4);
+  const uint64_t payload = Q8PayloadBytes(n);
+  put(8, 96 + payload + 8, 8);
+  put(16, 0, 8);  // accept_index 0
+  std::memcpy(rec.data() + 24, bad.peer.data(), 32);
+  put(56, bad.sequence, 8);
+  put(64, bad.base_version, 8);
+  put(72, bad.inner_steps, 4);
+  put(80, bad.tokens, 8);
+  put(88, n, 8);
+  std::vector<uint8_t> body;
+  PackQ8(bad.delta.codes, bad.delta.absmax, body);
+  rec.append(reinterpret_cast<const char*>(body.data()), body.size());
+  const uint64_t sum = XXH3_64bits(rec.data(), rec.size());
+  std::string tail(8, '\0');
+  for (int i = 0; i < 8; ++i) tail[i] = static_cast<char>(sum >> (8 * i));
+  rec += tail;
+  WriteFile(dir.path() + "/wal.log", ReadFile(dir.path() + "/wal.log") + rec);
+
+  auto b = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(b.ok()) << "the aggregator must start: " << b.status();
+  EXPECT_EQ((*b)->replay_refused(), 1u);
+  EXPECT_NE((*b)->replay_refusal().find("non_finite"), std::string::npos) << (*b)->replay_refusal();
+  EXPECT_EQ((*b)->version(), 0u);
+  // The same contribution sent again is refused the same way live; an honest one applies and is
+  // logged after the refused record (index 1), and every later start agrees.
+  auto again = (*b)->Submit(bad);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->code, "non_finite");
+  auto ok = (*b)->Submit(MakeContribution(n, 4, 0));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ASSERT_EQ(ok->verdict, SubmitVerdict::kApplied) << ok->reason;
+  const uint64_t h = (*b)->theta_hash();
+  b->reset();
+  auto c = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->replay_refused(), 1u);
+  EXPECT_EQ((*c)->replayed(), 2u);
+  EXPECT_EQ((*c)->theta_hash(), h);
+  ASSERT_TRUE((*c)->Snapshot().ok());
+  c->reset();
+  auto d = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ((*d)->theta_hash(), h);
+  EXPECT_EQ((*d)->accepted(), 2u) << "the refused record keeps its index";
+}
+
+// Prepare changes nothing the readers see; Commit does.
+TEST(AggState, PrepareIsInvisibleUntilCommit) {
+  TempDir dir;
+  auto a = AggState::Open(dir.path(), SmallRun());
+  ASSERT_TRUE(a.ok()) << a.status();
+  AggState& st = **a;
+  const uint64_t n = st.theta().size();
+  const uint64_t h0 = st.theta_hash();
+  std::vector<float> theta0(st.theta().begin(), st.theta().end());
+  auto p = st.Prepare(MakeContribution(n, 0, 0));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->verdict, SubmitVerdict::kApplied);
+  EXPECT_TRUE(st.prepared());
+  EXPECT_EQ(st.version(), 0u);
+  EXPECT_EQ(st.theta_hash(), h0);
+  EXPECT_TRUE(std::equal(theta0.begin(), theta0.end(), st.theta().begin()));
+  EXPECT_EQ(st.Update(0), nullptr);
+  const SubmitOutcome o = st.Commit();
+  EXPECT_EQ(o.verdict, SubmitVerdict::kApplied);
+  EXPECT_EQ(st.version(), 1u);
+  EXPECT_NE(st.theta_hash(), h0);
+  EXPECT_EQ(st.theta_hash(), ThetaHash(st.theta()));
+  ASSERT_NE(st.Update(0), nullptr);
 }
 
 }  // namespace
