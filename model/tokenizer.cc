@@ -634,7 +634,8 @@ Result<std::string> ReadFile(const std::string& path) {
 Result<json> ParseJson(const std::string& path, const std::string& text) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number too large for a double is an out_of_range (406).
     // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 7: ..."
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
@@ -765,20 +766,33 @@ Result<std::unique_ptr<Tokenizer>> LoadHfTokenizer(const std::string& tokenizer_
     }
   }
   // Encode applies GPT-2's pre-tokenizer and nothing else: refuse files that ask for more, rather
-  // than give different ids than the library that wrote them.
+  // than give different ids than the library that wrote them. (Not json::value, which throws when
+  // a key holds another type than its default's.)
   if (const json* norm = field(root, "normalizer")) {
-    return Status::InvalidArgument(p + ": normalizer " +
-                                   Quote(norm->is_object() ? norm->value("type", std::string("?")) : norm->dump()) +
-                                   " is not supported (GPT-2 has none)");
+    const json* type = norm->is_object() ? field(*norm, "type") : nullptr;
+    return Status::InvalidArgument(
+        p + ": normalizer " +
+        Quote(!norm->is_object() ? norm->dump() : type && type->is_string() ? type->get<std::string>() : "?") +
+        " is not supported (GPT-2 has none)");
   }
   const json* pre = field(root, "pre_tokenizer");
-  if (!pre || !pre->is_object() || pre->value("type", std::string()) != "ByteLevel") {
+  const json* pre_type = pre && pre->is_object() ? field(*pre, "type") : nullptr;
+  if (pre_type && !pre_type->is_string()) return Status::Corruption(p + ": pre_tokenizer.type is not a string");
+  if (!pre_type || *pre_type != "ByteLevel") {
     return Status::InvalidArgument(
         p + ": pre_tokenizer is " +
-        (pre && pre->is_object() ? Quote(pre->value("type", std::string("?"))) : std::string("missing")) +
+        (pre && pre->is_object() ? Quote(pre_type ? pre_type->get<std::string>() : "?") : std::string("missing")) +
         ", only GPT-2's \"ByteLevel\" is supported");
   }
-  if (pre->value("add_prefix_space", false) || !pre->value("use_regex", true)) {
+  bool flag[2] = {false, true};  // add_prefix_space, use_regex: their defaults when absent or null
+  for (int k = 0; k < 2; ++k) {
+    const char* key = k == 0 ? "add_prefix_space" : "use_regex";
+    if (const json* v = field(*pre, key)) {
+      if (!v->is_boolean()) return Status::Corruption(p + ": pre_tokenizer." + key + " is not true or false");
+      flag[k] = v->get<bool>();
+    }
+  }
+  if (flag[0] || !flag[1]) {
     return Status::InvalidArgument(p + ": pre_tokenizer ByteLevel with add_prefix_space true or use_regex false "
                                        "is not supported");
   }

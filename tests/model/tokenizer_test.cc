@@ -647,6 +647,10 @@ TEST(LoadGpt2Tokenizer, MalformedFilesNameFileAndLine) {
        {"encoder.json: not valid JSON", "line 1, column"}},
       {"ENCODER_EMPTY", [](auto& e, auto&) { e.clear(); }, {"encoder.json: not valid JSON"}},
       {"ENCODER_NOT_OBJECT", [](auto& e, auto&) { e = "[1, 2, 3]"; }, {"encoder.json: not a JSON object"}},
+      // Found by tests/fuzz/gpt2_tokenizer_fuzz.cc: a number beyond a double's range threw
+      // json::out_of_range (not a parse_error) out of the loader.
+      {"ENCODER_NUMBER_OVERFLOW", [](auto& e, auto&) { e = "{\"a\": 5e555}"; },
+       {"encoder.json: not valid JSON", "number overflow"}},
       {"ENCODER_NON_INTEGER_ID", [](auto& e, auto&) { e.replace(e.find("\"aa\":260"), 8, "\"aa\":\"260\""); },
        {"encoder.json entry \"aa\"", "not an integer"}},
       {"ENCODER_FLOAT_ID", [](auto& e, auto&) { e.replace(e.find("\"aa\":260"), 8, "\"aa\":260.5"); },
@@ -727,6 +731,16 @@ TEST(LoadHfTokenizer, MalformedFilesNameFileAndField) {
        {"tokenizer.json: pre_tokenizer is \"Whitespace\""}},
       {"ADD_PREFIX_SPACE", [](json& j) { j["pre_tokenizer"]["add_prefix_space"] = true; }, true,
        {"tokenizer.json: pre_tokenizer ByteLevel"}},
+      // Caught by tests/fuzz/hf_tokenizer_fuzz.cc: a key of the wrong type threw
+      // json::type_error out of the loader instead of giving a Status.
+      {"NORMALIZER_TYPE_NOT_STRING", [](json& j) { j["normalizer"] = {{"type", 5}}; }, true,
+       {"tokenizer.json: normalizer \"?\""}},
+      {"PRE_TOKENIZER_TYPE_NOT_STRING", [](json& j) { j["pre_tokenizer"]["type"] = {1, 2}; }, false,
+       {"tokenizer.json: pre_tokenizer.type is not a string"}},
+      {"ADD_PREFIX_SPACE_NOT_BOOL", [](json& j) { j["pre_tokenizer"]["add_prefix_space"] = "no"; }, false,
+       {"tokenizer.json: pre_tokenizer.add_prefix_space is not true or false"}},
+      {"USE_REGEX_NOT_BOOL", [](json& j) { j["pre_tokenizer"]["use_regex"] = 1; }, false,
+       {"tokenizer.json: pre_tokenizer.use_regex is not true or false"}},
   };
   for (const HfCase& c : cases) {
     json j = HfJson(TinyEncoderJson(), TinyVocabBpe(), MergeForm::kPair);
