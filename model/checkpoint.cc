@@ -62,7 +62,7 @@ Result<Gpt2Config> ConfigFromJson(const nlohmann::json& j, const std::string& wh
   if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"] == false) {
     return Status::InvalidArgument(where + ": tie_word_embeddings is false; strata's GPT-2 ties lm_head to wte");
   }
-  if (j.contains("n_inner") && !j["n_inner"].is_null() && j["n_inner"] != 4 * c.n_embd) {
+  if (j.contains("n_inner") && !j["n_inner"].is_null() && j["n_inner"] != 4 * int64_t{c.n_embd}) {  // n_embd <= 2^30
     return Status::InvalidArgument(where + ": n_inner " + j["n_inner"].dump() + " is not 4 * n_embd");
   }
   if (Status s = c.Validate(); !s.ok()) return Status::InvalidArgument(where + ": " + s.message());

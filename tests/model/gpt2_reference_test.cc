@@ -233,6 +233,22 @@ TEST(CheckpointCorruption, BadHeaderLengthAndMissingFiles) {
   EXPECT_NE(c.status().message().find("missing key \"n_positions\""), std::string::npos) << c.status();
 }
 
+// Caught by tests/fuzz/model_config_fuzz.cc (UBSan: signed integer overflow): n_inner was compared
+// with 4 * n_embd computed in int32, which overflows for n_embd >= 2^29; with n_embd = 2^30 it
+// wrapped to 0, so "n_inner": 0 matched. The product is 64-bit now, and the mismatch is named.
+TEST(CheckpointCorruption, NInnerOfAHugeWidth) {
+  TempDir d;
+  { std::ofstream o(d / "model.safetensors"); }  // the config reader only looks for it
+  {
+    std::ofstream o(d / "config.json");
+    o << R"({"n_layer": 1, "n_head": 1, "n_embd": 1073741824, "n_positions": 1, "vocab_size": 1, "n_inner": 0})";
+  }
+  auto cfg = ReadCheckpointConfig(d.path());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_TRUE(cfg.status().IsInvalidArgument()) << cfg.status();
+  EXPECT_NE(cfg.status().message().find("n_inner 0 is not 4 * n_embd"), std::string::npos) << cfg.status();
+}
+
 TEST(CheckpointCorruption, ConfigOfAnotherSize) {
   auto cfg = ReadCheckpointConfig(kRef);
   ASSERT_TRUE(cfg.ok());
