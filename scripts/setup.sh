@@ -17,6 +17,7 @@ PACKAGES=(
   libsodium-dev                      # net/: Ed25519 identities and signatures
   libssl-dev                         # net/: SHA-256 of frame payloads (OpenSSL's libcrypto)
   fortunes                           # the default corpus of `strata finetune` (real English text)
+  clang-14 libclang-rt-14-dev        # tests/fuzz/: libFuzzer with ASan + UBSan (fuzz.*_20s; skipped without)
 )
 
 missing=()
