@@ -474,6 +474,14 @@ Result<SubmitOutcome> AggState::Prepare(const Contribution& c) {
     o.reason = "pseudo-gradient has " + std::to_string(c.delta.n) + " elements, the model " + std::to_string(n);
     return o;
   }
+  // The block scales as the log's reader will check them (finite, >= 0), so that nothing logged
+  // is refused on replay (outer_fuzz found a negative one accepted here and refused by the replay).
+  if (Status s = ValidateQ8Tensor(c.delta, n, "pseudo-gradient"); !s.ok()) {
+    o.verdict = SubmitVerdict::kRefused;
+    o.code = std::string(RefusalName(Refusal::kNonFinite));
+    o.reason = o.code + ": " + s.message();
+    return o;
+  }
   delta_.resize(n);
   DecodeQ8(c.delta, delta_, pool_.get());
   o = Plan(c, delta_);

@@ -113,6 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opened->reset();
   // What was logged replays to the same state, every record applying.
   auto again = AggState::Open(dir, cfg);
+  if (!again.ok()) std::fprintf(stderr, "reopen: %s\n", again.status().ToString().c_str());
   STRATA_FUZZ_CHECK(again.ok());
   STRATA_FUZZ_CHECK((*again)->replay_refused() == 0);
   STRATA_FUZZ_CHECK((*again)->version() == version);

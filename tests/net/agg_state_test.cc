@@ -593,5 +593,25 @@ TEST(AggState, PrepareIsInvisibleUntilCommit) {
   ASSERT_NE(st.Update(0), nullptr);
 }
 
+// Found by outer_fuzz: a negative block scale passed Submit, was logged, and the replay (which reads
+// the log with the wire's checks) refused it, so the aggregator could not start again.
+TEST(AggState, NegativeBlockScaleIsRefusedBeforeTheLog) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  auto a = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const uint64_t n = (*a)->theta().size();
+  Contribution c = MakeContribution(n, 0, 0);
+  c.delta.absmax.back() = -1e-29f;
+  auto o = (*a)->Submit(c);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->verdict, SubmitVerdict::kRefused);
+  EXPECT_NE(o->reason.find("absmax"), std::string::npos) << o->reason;
+  a->reset();
+  auto b = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ((*b)->version(), 0u);
+}
+
 }  // namespace
 }  // namespace strata::net
