@@ -1,6 +1,7 @@
 #include "net/run_config.h"
 
 #include <cmath>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,8 @@ std::string SwarmRunConfigToJson(const SwarmRunConfig& c) {
                 {"tau_max", o.tau_max},  {"h_ref", o.h_ref},
                 {"nesterov", o.nesterov}, {"clip", o.clip},
                 {"apply_every", o.apply_every}};
+  // JSON has no infinity: +inf (no upper clip) is written as the string "inf".
+  if (std::isinf(o.upper_mult)) j["outer"]["upper_mult"] = "inf";
   j["chunk_elems"] = c.chunk_elems;
   j["history"] = c.history;
   j["snapshot_every"] = c.snapshot_every;
@@ -88,7 +91,10 @@ Result<SwarmRunConfig> SwarmRunConfigFromJson(std::string_view text) {
   STRATA_GET(o, "eta", c.outer.eta);
   STRATA_GET(o, "mu", c.outer.mu);
   STRATA_GET(o, "a", c.outer.a);
-  STRATA_GET(o, "upper_mult", c.outer.upper_mult);
+  if (o.contains("upper_mult") && o["upper_mult"].is_string() && o["upper_mult"] == "inf")
+    c.outer.upper_mult = std::numeric_limits<float>::infinity();
+  else
+    STRATA_GET(o, "upper_mult", c.outer.upper_mult);
   STRATA_GET(o, "lower_mult", c.outer.lower_mult);
   STRATA_GET(o, "rms_beta", c.outer.rms_beta);
   STRATA_GET(o, "tau_max", c.outer.tau_max);

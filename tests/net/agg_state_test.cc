@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -611,6 +612,18 @@ TEST(AggState, NegativeBlockScaleIsRefusedBeforeTheLog) {
   auto b = AggState::Open(dir.path(), cfg);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ((*b)->version(), 0u);
+}
+
+// Found by outer_fuzz: --upper inf (no upper clip) was written to run.json as null (JSON has no
+// infinity), so the aggregator refused its own folder on restart.
+TEST(AggState, NoUpperClipSurvivesARestart) {
+  TempDir dir;
+  SwarmRunConfig cfg = SmallRun();
+  cfg.outer.upper_mult = std::numeric_limits<float>::infinity();
+  { ASSERT_TRUE(AggState::Open(dir.path(), cfg).ok()); }
+  auto b = AggState::Open(dir.path(), cfg);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(std::isinf((*b)->config().outer.upper_mult));
 }
 
 }  // namespace
