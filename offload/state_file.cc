@@ -21,12 +21,21 @@ namespace strata::offload {
 namespace {
 constexpr char kFileMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'O', 'S'};
 constexpr char kManifestMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'F'};
-constexpr uint32_t kSlotMagic = 0x544F4C53;  // "SLOT"
 constexpr uint32_t kChecksumXxh3 = 1;
 constexpr uint64_t kMaxParams = uint64_t{1} << 48;
 constexpr uint32_t kMaxChunkParams = uint32_t{1} << 28;
 
 std::string Errno(int e) { return std::string(strerror(e)); }
+
+const uint8_t* FirstNonZero(const uint8_t* b, const uint8_t* e) {
+  const uint8_t* nz = std::find_if(b, e, [](uint8_t x) { return x != 0; });
+  return nz == e ? nullptr : nz;
+}
+
+std::string HexByte(uint8_t v) {
+  static const char kDigits[] = "0123456789abcdef";
+  return std::string("0x") + kDigits[v >> 4] + kDigits[v & 15];
+}
 }  // namespace
 
 uint64_t Checksum(const void* data, size_t len, uint64_t seed) { return XXH3_64bits_withSeed(data, len, seed); }
@@ -141,6 +150,15 @@ Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::stri
   h.hyper.weight_decay = GetF64(p + 88);
   if (GetU32(p + 96) != kSlotHeaderBytes) return bad("slot header size (offset 96) is not 64");
   if (GetU32(p + 100) != kChecksumXxh3) return bad("unknown checksum kind (offset 100)");
+  // The checksum covers bytes 0..120 only, so the zeros it leaves out are checked one by one: a
+  // non-zero byte there is damage (or another program's bytes), never something to ignore.
+  if (const uint8_t* nz = FirstNonZero(p + 104, p + 120))
+    return bad("reserved field (offsets 104..120) is not zero: byte " + std::to_string(nz - p) + " is " + HexByte(*nz));
+  const uint8_t* end = p + std::min<size_t>(in.size(), kFileHeaderBytes);
+  if (const uint8_t* nz = FirstNonZero(p + kFileHeaderFields, end))
+    return bad("padding (offsets " + std::to_string(kFileHeaderFields) + ".." + std::to_string(kFileHeaderBytes) +
+               ") is not zero: byte " + std::to_string(nz - p) + " is " + HexByte(*nz) +
+               " (the header block was damaged after it was written)");
   return h;
 }
 

@@ -43,6 +43,7 @@ inline constexpr uint64_t kFileHeaderBytes = 4096;
 inline constexpr uint64_t kSlotHeaderBytes = 64;
 inline constexpr uint64_t kManifestBytes = 64;
 inline constexpr uint32_t kStateVersion = 1;
+inline constexpr uint32_t kSlotMagic = 0x544F4C53;  // "SLOT", little-endian
 inline constexpr char kStateFileName[] = "state.strata";
 inline constexpr char kManifestName[] = "MANIFEST";
 
@@ -84,6 +85,9 @@ struct FileHeader {
 };
 inline constexpr size_t kFileHeaderFields = 128;  // encoded bytes before the zero padding
 void EncodeFileHeader(const FileHeader& h, std::span<uint8_t> out);  // out.size() >= kFileHeaderBytes
+// Decodes the header from the first bytes of the file (at least kFileHeaderFields; Open and
+// inspect pass the whole 4 KiB block). The reserved field (104..120) and every padding byte
+// given (128..4096) must be zero. Errors are Corruption naming the offset.
 [[nodiscard]] Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::string& file);
 
 struct SlotHeader {

@@ -103,6 +103,41 @@ TEST(StateFile, HeaderTruncatedAtEveryLength) {
   }
 }
 
+// HEADER_PADDING_NOT_ZERO: the checksum covers bytes 0..120 only; the spec makes the padding
+// (128..4096) zero, so each of its bytes is checked on its own, and the error names the byte.
+TEST(StateFile, HeaderNonZeroPaddingIsCorruption) {
+  std::vector<uint8_t> b(kFileHeaderBytes);
+  EncodeFileHeader(SampleHeader(), b);
+  for (size_t i = kFileHeaderFields; i < kFileHeaderBytes; ++i) {
+    std::vector<uint8_t> c = b;
+    c[i] = 0x5a;
+    auto h = DecodeFileHeader(c, "dir/state.strata");
+    ASSERT_EQ(h.status().code(), StatusCode::kCorruption) << "byte " << i;
+    const std::string& m = h.status().message();
+    ASSERT_NE(m.find("dir/state.strata: header: padding (offsets 128..4096) is not zero: byte " + std::to_string(i) +
+                     " is 0x5a"),
+              std::string::npos)
+        << m;
+  }
+}
+
+// HEADER_RESERVED_NOT_ZERO: bytes 104..120 are covered by the checksum, so non-zero bytes there
+// with a valid checksum were written by something that is not this version of strata.
+TEST(StateFile, HeaderNonZeroReservedIsCorruption) {
+  std::vector<uint8_t> b(kFileHeaderBytes);
+  EncodeFileHeader(SampleHeader(), b);
+  for (size_t i = 104; i < 120; ++i) {
+    std::vector<uint8_t> c = b;
+    c[i] = 1;
+    PutU64(c.data() + 120, Checksum(c.data(), 120));
+    auto h = DecodeFileHeader(c, "f");
+    ASSERT_EQ(h.status().code(), StatusCode::kCorruption) << "byte " << i;
+    EXPECT_NE(h.status().message().find("reserved field (offsets 104..120) is not zero: byte " + std::to_string(i)),
+              std::string::npos)
+        << h.status();
+  }
+}
+
 TEST(StateFile, HeaderEveryFlippedByteIsCaught) {
   std::vector<uint8_t> b(kFileHeaderBytes);
   EncodeFileHeader(SampleHeader(), b);
