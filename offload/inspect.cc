@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -27,7 +28,66 @@ std::string Utc(uint64_t t) {
   return b;
 }
 
+// Reads the header of both slots of every chunk and keeps the newest step a slot of this run
+// holds. A slot counts as this run's when its magic, chunk index and run id say so.
+void ScanSlotHeaders(int fd, const FileHeader& h, const std::string& path, InspectReport* r) {
+  const Geometry& geo = h.geo;
+  bool any = false;
+  for (uint64_t c = 0; c < geo.n_chunks(); ++c) {
+    for (uint32_t s = 0; s < 2; ++s) {
+      uint8_t b[kSlotHeaderBytes];
+      size_t got = 0;
+      if (!PreadFull(fd, b, sizeof b, geo.slot_offset(c, s), path, &got).ok() || got != sizeof b) continue;
+      uint32_t magic = 0;
+      const SlotHeader sh = PeekSlotHeader(b, &magic);
+      if (magic != kSlotMagic || sh.chunk != c || sh.run_id != h.run_id) continue;
+      if (!any || sh.step > r->newest_slot_step) {
+        r->newest_slot_step = sh.step;
+        r->evidence_detail = DescribeSlot(geo, c, s, path) + " holds step " + std::to_string(sh.step);
+      }
+      any = true;
+    }
+  }
+  if (!any) r->evidence_detail = "no slot of this run was written yet";
+  r->evidence = any && r->newest_slot_step > 0 ? CommitEvidence::kCommitted : CommitEvidence::kAtMostStep0;
+}
+
 }  // namespace
+
+const char* CommitEvidenceName(CommitEvidence e) {
+  switch (e) {
+    case CommitEvidence::kManifestValid: return "manifest valid";
+    case CommitEvidence::kNoStateFile: return "no state file";
+    case CommitEvidence::kNothingWritten: return "nothing written";
+    case CommitEvidence::kAtMostStep0: return "at most step 0 committed";
+    case CommitEvidence::kCommitted: return "committed steps, manifest lost";
+    case CommitEvidence::kUnknown: return "unknown (header damaged)";
+  }
+  return "?";
+}
+
+bool NothingCommitted(CommitEvidence e) {
+  return e == CommitEvidence::kNoStateFile || e == CommitEvidence::kNothingWritten ||
+         e == CommitEvidence::kAtMostStep0;
+}
+
+std::string InspectReport::EvidenceText() const {
+  switch (evidence) {
+    case CommitEvidence::kManifestValid: return "";
+    case CommitEvidence::kNoStateFile:
+      return "there is no " + std::string(kStateFileName) + ", so nothing was ever committed";
+    case CommitEvidence::kNothingWritten:
+      return std::string(kStateFileName) + " has no header yet (its creation was cut short), so nothing was ever committed";
+    case CommitEvidence::kAtMostStep0:
+      return "no slot holds a step after 0 (" + evidence_detail + "), so at most the initial state was committed";
+    case CommitEvidence::kCommitted:
+      return "steps were committed (" + evidence_detail + ", which is written only after step " +
+             std::to_string(newest_slot_step - 1) + " was committed), but no valid " + kManifestName + " names them";
+    case CommitEvidence::kUnknown:
+      return "the header is damaged, so the slots cannot be read: committed steps may be in the file";
+  }
+  return "";
+}
 
 bool InspectReport::ok() const {
   return manifest_status.ok() && header_status.ok() && (!verified || chunks_ok == chunks.size());
@@ -45,8 +105,9 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
   const std::string path = dir + "/" + kStateFileName;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    r.header_status = errno == ENOENT ? Status::Corruption(path + ": missing")
-                                      : Status::IOError(path + ": open: " + strerror(errno));
+    const bool missing = errno == ENOENT;
+    r.header_status = missing ? Status::Corruption(path + ": missing") : Status::IOError(path + ": open: " + strerror(errno));
+    if (!r.manifest_status.ok()) r.evidence = missing ? CommitEvidence::kNoStateFile : CommitEvidence::kUnknown;
     return r;
   }
   struct Closer {
@@ -62,6 +123,11 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
   auto h = DecodeFileHeader(std::span<const uint8_t>(hb.data(), got), path);
   if (!h.ok()) {
     r.header_status = h.status();
+    // Create writes the header before any slot or manifest, so a file without one (shorter than
+    // a header, or a header of zeros from fallocate) has never held a committed step.
+    const bool unwritten = got < kFileHeaderBytes ? std::all_of(hb.begin(), hb.begin() + got, [](uint8_t b) { return b == 0; })
+                                                  : std::all_of(hb.begin(), hb.end(), [](uint8_t b) { return b == 0; });
+    if (!r.manifest_status.ok()) r.evidence = unwritten ? CommitEvidence::kNothingWritten : CommitEvidence::kUnknown;
     return r;
   }
   r.header = *h;
@@ -76,7 +142,11 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
   else if (r.manifest && (r.manifest->n_chunks != geo.n_chunks() || r.manifest->file_bytes != geo.file_bytes()))
     r.manifest_status = Status::Corruption(dir + "/" + kManifestName + ": chunk count or file size differs from " +
                                            path + "'s header");
-  if (!verify || !r.manifest_status.ok()) return r;
+  if (!r.manifest_status.ok()) {
+    ScanSlotHeaders(fd, *h, path, &r);
+    return r;
+  }
+  if (!verify) return r;
 
   r.verified = true;
   const uint64_t step = r.manifest->committed_step;
@@ -98,7 +168,7 @@ Result<InspectReport> InspectState(const std::string& dir, bool verify,
     if (PreadFull(fd, other, sizeof other, geo.slot_offset(c, 1 - slot), path, &got).ok() && got == sizeof other) {
       uint32_t magic = 0;
       const SlotHeader oh = PeekSlotHeader(other, &magic);
-      cr.other_written = magic == 0x544F4C53 && oh.chunk == c && oh.run_id == h->run_id;
+      cr.other_written = magic == kSlotMagic && oh.chunk == c && oh.run_id == h->run_id;
       cr.other_step = oh.step;
     }
     r.chunks.push_back(std::move(cr));
@@ -130,6 +200,7 @@ std::string InspectReport::ToText(bool list_all_chunks) const {
     s += b;
   }
   if (!header_status.ok()) s += std::string("  ") + kStateFileName + "  BAD: " + header_status.message() + "\n";
+  if (evidence != CommitEvidence::kManifestValid) s += "  slots         " + EvidenceText() + "\n";
   if (!verified) {
     if (manifest_status.ok() && header) s += "  chunks        not checked\n";
     else s += "  chunks        not checked: no readable committed step to check them against\n";
@@ -178,6 +249,10 @@ nlohmann::json InspectReport::ToJson() const {
     j["file_bytes"] = file_size;
     j["hyper"] = {{"beta1", header->hyper.beta1}, {"beta2", header->hyper.beta2}, {"eps", header->hyper.eps},
                   {"weight_decay", header->hyper.weight_decay}};
+  }
+  if (evidence != CommitEvidence::kManifestValid) {
+    j["commit_evidence"] = CommitEvidenceName(evidence);
+    j["commit_evidence_detail"] = EvidenceText();
   }
   j["verified"] = verified;
   if (verified) {

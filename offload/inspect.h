@@ -23,6 +23,26 @@ struct ChunkReport {
   bool other_written = false;   // ... and whether that slot was ever written by this run
 };
 
+// What a state directory proves about its commits when its MANIFEST is missing or does not fit
+// the state file (docs/formats/state-file.md, "A state directory without a manifest"). Read from
+// the header and the 64-byte slot headers alone; checksums play no part, so a damaged slot
+// header can only make the verdict more cautious.
+enum class CommitEvidence {
+  kManifestValid,   // nothing to judge: the manifest names the committed step
+  kNoStateFile,     // no state.strata: Create never got that far, nothing was ever committed
+  kNothingWritten,  // state.strata shorter than a header, or a header of zeros: killed before
+                    // Create wrote the header, which precedes every slot and every manifest
+  kAtMostStep0,     // a valid header, and no slot of this run holds a step after 0: at most the
+                    // initial state (step 0, which a run rebuilds from its run.json) was committed
+  kCommitted,       // a slot of this run holds step t >= 1, written only once a manifest had
+                    // committed step t-1: committed work whose manifest is lost
+  kUnknown,         // the header is damaged, so the slots cannot be found: assume committed work
+};
+const char* CommitEvidenceName(CommitEvidence e);
+// True when starting the directory over cannot lose a committed step (kNoStateFile,
+// kNothingWritten, kAtMostStep0).
+bool NothingCommitted(CommitEvidence e);
+
 struct InspectReport {
   std::string dir;
   Status manifest_status;
@@ -33,9 +53,17 @@ struct InspectReport {
   bool verified = false;  // chunks were checked (needs a readable header and manifest)
   std::vector<ChunkReport> chunks;
   uint64_t chunks_ok = 0;
+  // Set when the manifest is not valid (else kManifestValid); evidence_detail says which slot
+  // proves it, e.g. "slot B of chunk 5 (bytes ..) holds step 139".
+  CommitEvidence evidence = CommitEvidence::kManifestValid;
+  std::string evidence_detail;
+  uint64_t newest_slot_step = 0;  // the newest step a slot of this run holds (kCommitted, kAtMostStep0)
 
   bool ok() const;
   std::string ToText(bool list_all_chunks) const;
+  // One sentence on what the evidence means (empty with a valid manifest), e.g. "a step was
+  // committed (slot B of chunk 5 ... holds step 139), but no valid MANIFEST names it".
+  std::string EvidenceText() const;
   nlohmann::json ToJson() const;
 };
 

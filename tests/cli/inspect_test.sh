@@ -47,7 +47,14 @@ grep -q "chunk 3 .*CORRUPT: slot A of chunk 3 .*truncated" <<<"$out" || fail "ch
 grep -q "chunk 0 .*CORRUPT: slot A of chunk 0 .*truncated" <<<"$out" || fail "chunk 0 not named: $out"
 grep -q "70 of 74 verify" <<<"$out" || fail "truncated count: $out"
 
-# A damaged manifest, then a missing one.
+# A non-zero byte in the header's padding (not covered by its checksum) is named by offset.
+cp "$T/pristine" "$STATE/state.strata"
+printf '\x5a' | dd of="$STATE/state.strata" bs=1 seek=2000 conv=notrunc status=none
+out=$("$STRATA" inspect "$STATE"); rc=$?
+[[ $rc -eq 1 ]] || fail "non-zero padding: exit $rc"
+grep -q "header: padding (offsets 128..4096) is not zero: byte 2000 is 0x5a" <<<"$out" || fail "padding not named: $out"
+
+# A damaged manifest, then a missing one: the slots still prove that step 2 was committed.
 cp "$T/pristine" "$STATE/state.strata"
 cp "$STATE/MANIFEST" "$T/manifest"
 printf '\x01' | dd of="$STATE/MANIFEST" bs=1 seek=30 conv=notrunc status=none
@@ -59,6 +66,11 @@ rm "$STATE/MANIFEST"
 out=$("$STRATA" inspect "$STATE"); rc=$?
 [[ $rc -eq 1 ]] || fail "missing manifest: exit $rc"
 grep -q "MANIFEST: missing" <<<"$out" || fail "missing manifest not named: $out"
+grep -q "slots .*holds step 2, which is written only after step 1 was committed" <<<"$out" \
+  || fail "missing manifest: no commit evidence: $out"
+out=$("$STRATA" inspect --json "$STATE"); rc=$?
+[[ $rc -eq 1 ]] || fail "missing manifest, --json: exit $rc"
+grep -q '"commit_evidence": "committed steps, manifest lost"' <<<"$out" || fail "missing manifest: no commit evidence in --json: $out"
 
 out=$("$STRATA" inspect "$T/nowhere" 2>&1); rc=$?
 [[ $rc -eq 2 ]] || fail "no directory: exit $rc"

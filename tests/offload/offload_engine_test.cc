@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <thread>
@@ -16,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "offload/inspect.h"
 #include "offload/offload_engine.h"
 #include "optim/adamw.h"
 #include "runtime/trace.h"
@@ -390,6 +392,70 @@ TEST(OffloadEngine, BadOrMissingManifestOrStateFile) {
   r = OffloadEngine::Open(d2.path(), Options(Layout::kQ8MV, 3));
   ASSERT_EQ(r.status().code(), StatusCode::kCorruption);
   EXPECT_NE(r.status().message().find("another state file"), std::string::npos) << r.status();
+}
+
+// Without a manifest, what the state file proves decides whether --resume may start over: only
+// when no step after 0 can have been committed (docs/formats/state-file.md, "A state directory
+// without a manifest").
+TEST(OffloadEngine, MissingManifestCommitEvidence) {
+  auto evidence = [](const std::string& dir) {
+    auto r = InspectState(dir, /*verify=*/false);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : InspectReport{};
+  };
+  TempDir d;
+  { auto e = MustCreate(d.path(), Layout::kQ8MasterMV); }
+  EXPECT_EQ(evidence(d.path()).evidence, CommitEvidence::kManifestValid);
+
+  // Created (step 0 in every A slot), then the manifest is gone: at most step 0 was committed.
+  std::filesystem::remove(d / kManifestName);
+  InspectReport r = evidence(d.path());
+  EXPECT_EQ(r.evidence, CommitEvidence::kAtMostStep0) << r.EvidenceText();
+  EXPECT_TRUE(NothingCommitted(r.evidence));
+  EXPECT_EQ(r.newest_slot_step, 0u);
+  EXPECT_NE(r.ToText(false).find("no slot holds a step after 0"), std::string::npos) << r.ToText(false);
+
+  // Two steps, then the manifest is gone: slot A of some chunk holds step 2, proof of a commit.
+  TempDir d2;
+  {
+    auto e = MustCreate(d2.path(), Layout::kQ8MasterMV);
+    ASSERT_TRUE(RunSteps(e.get(), 2).ok());
+  }
+  std::filesystem::remove(d2 / kManifestName);
+  r = evidence(d2.path());
+  EXPECT_EQ(r.evidence, CommitEvidence::kCommitted);
+  EXPECT_FALSE(NothingCommitted(r.evidence));
+  EXPECT_EQ(r.newest_slot_step, 2u);
+  EXPECT_NE(r.EvidenceText().find("holds step 2, which is written only after step 1 was committed"), std::string::npos)
+      << r.EvidenceText();
+  EXPECT_NE(r.EvidenceText().find("slot A of chunk "), std::string::npos) << r.EvidenceText();
+  // A damaged manifest is judged the same way (inspect reports it, and the slots).
+  std::ofstream(d2 / kManifestName) << "not a manifest";
+  EXPECT_EQ(evidence(d2.path()).evidence, CommitEvidence::kCommitted);
+  std::filesystem::remove(d2 / kManifestName);
+
+  // A damaged header hides the slots: assume a commit.
+  const std::string path = d2 / kStateFileName;
+  FlipByte(path, 20);
+  EXPECT_EQ(evidence(d2.path()).evidence, CommitEvidence::kUnknown);
+  EXPECT_FALSE(NothingCommitted(CommitEvidence::kUnknown));
+
+  // Creation cut short before the header: a header of zeros, or a file shorter than a header.
+  {
+    std::vector<uint8_t> zeros(kFileHeaderBytes, 0);
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), 0), static_cast<ssize_t>(zeros.size()));
+    ::close(fd);
+  }
+  EXPECT_EQ(evidence(d2.path()).evidence, CommitEvidence::kNothingWritten);
+  std::filesystem::resize_file(path, 0);
+  EXPECT_EQ(evidence(d2.path()).evidence, CommitEvidence::kNothingWritten);
+  EXPECT_TRUE(NothingCommitted(CommitEvidence::kNothingWritten));
+  // No state file at all.
+  std::filesystem::remove(path);
+  EXPECT_EQ(evidence(d2.path()).evidence, CommitEvidence::kNoStateFile);
+  EXPECT_TRUE(NothingCommitted(CommitEvidence::kNoStateFile));
 }
 
 TEST(OffloadEngine, TracesEveryStageOfEveryChunk) {
