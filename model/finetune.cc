@@ -2,6 +2,7 @@
 #include "model/finetune.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "model/checkpoint.h"
 #include "model/data.h"
 #include "model/tokenizer.h"
+#include "offload/inspect.h"
 #include "offload/offload_engine.h"
 #include "offload/state_file.h"
 #include "optim/adamw.h"
@@ -185,6 +187,163 @@ std::vector<Json> ReadMetrics(const std::string& path, uint64_t last) {
   return lines;
 }
 
+// ---- --resume's guards -------------------------------------------------------------------------
+//
+// --resume continues from the committed step, or refuses; it never starts over on its own when
+// committed work may exist, and never runs a step on state it has not verified.
+//  - The state opens: every chunk of the committed step is verified (the header, its padding
+//    included, on Open; every slot's checksum here) before the first forward pass. A damaged
+//    chunk is refused by name.
+//  - The state has no MANIFEST (Open says NotFound): starting at step 0 is right only if no step
+//    was ever committed, i.e. the run was killed after writing run.json and before its first
+//    commit. A commit is proven (docs/formats/state-file.md, "A state directory without a
+//    manifest") by a slot of this run holding a step >= 1 (strata inspect's CommitEvidence),
+//    assumed when the header is damaged (the slots cannot be found), and proven in --out by a
+//    metrics.jsonl line of a step >= 1 or by model.safetensors (both written only after a commit).
+//  - Anything else wrong with the state (a corrupt manifest, a bad header) is refused.
+// Starting over takes --restart, which keeps every old file under a new name first.
+
+// What --out shows of committed steps: "" when nothing, else which file proves one.
+std::string CommittedStepInOut(const std::string& out) {
+  const std::vector<Json> lines = ReadMetrics(out + "/metrics.jsonl", ~uint64_t{0});
+  uint64_t last = 0;
+  for (const Json& j : lines) last = std::max(last, j["step"].get<uint64_t>());
+  if (last > 0) return out + "/metrics.jsonl logs step " + std::to_string(last);
+  std::error_code ec;
+  if (fs::exists(out + "/model.safetensors", ec))
+    return out + "/model.safetensors exists (a run saves it only after a committed step)";
+  return "";
+}
+
+// strata inspect's report on a state directory (without the chunk checksums), indented for a
+// message.
+std::string QuoteInspect(const std::string& state_dir) {
+  auto r = offload::InspectState(state_dir, /*verify=*/false);
+  const std::string text = r.ok() ? r->ToText(false) : r.status().ToString() + "\n";
+  std::string s = "\n  strata inspect " + state_dir + " says:";
+  for (size_t b = 0; b < text.size();) {
+    size_t e = text.find('\n', b);
+    if (e == std::string::npos) e = text.size();
+    s += "\n    " + text.substr(b, e - b);
+    b = e + 1;
+  }
+  return s;
+}
+
+std::string RecoveryText(const std::string& out, const std::string& state_dir, const std::string& restore) {
+  return "\n  to recover: " + restore + " and run --resume again; or start the run over from step 0 with "
+         "`strata finetune --restart --out " + out + "`, which first keeps the old files (the state as " +
+         state_dir + ".old-N, the outputs in " + out + "/old-N)";
+}
+
+// A state directory without a MANIFEST: Ok when no step was ever committed (the run may start
+// at step 0), else Corruption saying what proves a commit and how to recover.
+Status CheckNothingCommitted(const std::string& out, const std::string& state_dir, const Status& open_error) {
+  offload::CommitEvidence ev = offload::CommitEvidence::kNoStateFile;
+  std::string state_says = state_dir + " does not exist";
+  auto r = offload::InspectState(state_dir, /*verify=*/false);
+  if (r.ok()) {
+    ev = r->evidence;
+    state_says = r->EvidenceText();
+  } else if (!r.status().IsNotFound()) {
+    return Status(r.status().code(), "--resume: optimizer state " + state_dir + ": " + r.status().message());
+  }
+  const std::string out_says = CommittedStepInOut(out);
+  if (offload::NothingCommitted(ev) && out_says.empty()) return Status::Ok();
+  const std::string why = offload::NothingCommitted(ev) ? out_says + ", but " + state_says : state_says;
+  return Status::Corruption("--resume: the optimizer state in " + state_dir + " is damaged, and nothing was changed:\n  " +
+                            open_error.message() + "\n  " + why + ": starting over would throw committed steps away" +
+                            (r.ok() ? QuoteInspect(state_dir) : std::string()) +
+                            RecoveryText(out, state_dir,
+                                         "restore " + state_dir + "/" + offload::kManifestName +
+                                             (r.ok() ? "" : " (or the whole folder)") + " from a backup"));
+}
+
+// Open refused the state for a reason other than a missing manifest.
+Status ResumeRefused(const std::string& out, const std::string& state_dir, const Status& open_error) {
+  if (!open_error.IsCorruption())
+    return Status(open_error.code(), "--resume: optimizer state " + state_dir + ": " + open_error.message());
+  return Status::Corruption("--resume: the optimizer state in " + state_dir + " is damaged, and nothing was changed:\n  " +
+                            open_error.message() + QuoteInspect(state_dir) +
+                            RecoveryText(out, state_dir, "restore " + state_dir + " from a backup"));
+}
+
+// Every chunk of the committed step, checked before the first forward pass (VerifyCommitted
+// reports each chunk, from the engine's threads).
+Status VerifyBeforeTheFirstStep(offload::OffloadEngine& engine, const std::string& out) {
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, Status>> bad;
+  Status st = engine.VerifyCommitted([&](uint64_t c, const Status& s) {
+    if (s.ok()) return;
+    std::lock_guard<std::mutex> lk(mu);
+    bad.emplace_back(c, s);
+  });
+  if (st.ok()) return st;
+  if (bad.empty()) return Status(st.code(), "--resume: verifying the committed step: " + st.message());
+  std::sort(bad.begin(), bad.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string m = "--resume: the committed step " + std::to_string(engine.committed_step()) + " in " + engine.dir() +
+                  " does not verify: " + std::to_string(bad.size()) + " of " +
+                  std::to_string(engine.geometry().n_chunks()) +
+                  " chunks are damaged, so no step was run and nothing was changed:";
+  constexpr size_t kListed = 8;
+  for (size_t i = 0; i < bad.size() && i < kListed; ++i) m += "\n  " + bad[i].second.message();
+  if (bad.size() > kListed) m += "\n  ... (strata inspect --all " + engine.dir() + " lists every chunk)";
+  return Status::Corruption(m + RecoveryText(out, engine.dir(), "restore " + engine.state_path() + " from a backup"));
+}
+
+// --restart: the previous attempt's files keep their bytes under new names (the state folder as
+// STATE.old-N beside it, the outputs in OUT/old-N/ with a copy of run.json); nothing is truncated
+// or deleted. Refused while another process holds the state directory.
+Result<std::string> KeepOldRunAside(const std::string& out, std::string state_dir) {
+  while (state_dir.size() > 1 && state_dir.back() == '/') state_dir.pop_back();
+  std::error_code ec;
+  const bool have_state = !state_dir.empty() && fs::exists(state_dir, ec);
+  int lock = -1;
+  if (have_state) {
+    lock = ::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0) return Status::IOError("--restart: " + state_dir + ": open: " + std::strerror(errno));
+    if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      ::close(lock);
+      if (e == EWOULDBLOCK) return Status::Unavailable("--restart: " + state_dir + " is in use by another process");
+      return Status::IOError("--restart: " + state_dir + ": flock: " + std::strerror(e));
+    }
+  }
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } unlock{lock};
+  int n = 1;
+  while (fs::exists(out + "/old-" + std::to_string(n), ec) ||
+         (have_state && fs::exists(state_dir + ".old-" + std::to_string(n), ec)))
+    ++n;
+  const std::string old_out = out + "/old-" + std::to_string(n);
+  if (!fs::create_directory(old_out, ec) || ec)
+    return Status::IOError("--restart: cannot create " + old_out + ": " + ec.message());
+  for (const char* name :
+       {"model.safetensors", "config.json", "metrics.jsonl", "loss.svg", "samples.txt", ".pending-step.json"}) {
+    const std::string from = out + "/" + name, to = old_out + "/" + name;
+    if (!fs::exists(from, ec)) continue;
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return Status::IOError("--restart: rename " + from + " to " + to + ": " + std::strerror(errno));
+  }
+  fs::copy_file(out + "/run.json", old_out + "/run.json", ec);
+  if (ec) return Status::IOError("--restart: copy " + out + "/run.json to " + old_out + ": " + ec.message());
+  std::string kept = "the outputs in " + old_out;
+  if (have_state) {
+    const std::string to = state_dir + ".old-" + std::to_string(n);
+    if (::rename(state_dir.c_str(), to.c_str()) != 0)
+      return Status::IOError("--restart: rename " + state_dir + " to " + to + ": " + std::strerror(errno));
+    STRATA_RETURN_IF_ERROR(FsyncDir(ParentDir(state_dir)));
+    kept = "the state as " + to + ", " + kept;
+  }
+  STRATA_RETURN_IF_ERROR(FsyncDir(old_out));
+  STRATA_RETURN_IF_ERROR(FsyncDir(out));
+  return kept;
+}
+
 uint32_t AutoChunk(uint64_t n_params) {
   uint64_t c = (n_params / 16 + 65535) / 65536 * 65536;
   return static_cast<uint32_t>(std::clamp<uint64_t>(c, 65536, uint64_t{1} << 20));
@@ -259,20 +418,22 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     opt.out = tmpl;
   }
   const std::string run_json = opt.out + "/run.json";
+  if (opt.restart) opt.resume = true;  // the same run (run.json), from step 0
+  const std::string resume_flag = opt.restart ? "--restart" : "--resume";
   if (opt.resume) {
     std::ifstream in(run_json);
-    if (!in) return Status::NotFound("--resume: " + run_json + " not found: is --out the folder of a run?");
+    if (!in) return Status::NotFound(resume_flag + ": " + run_json + " not found: is --out the folder of a run?");
     Json j = Json::parse(in, nullptr, false);
     if (j.is_discarded()) return Status::Corruption(run_json + ": not valid JSON");
     STRATA_RETURN_IF_ERROR(OptionsFromJson(j, run_json, &opt, &state_dir));
-    if (opt.offload == OffloadMode::kNone) {
+    if (opt.offload == OffloadMode::kNone && !opt.restart) {
       return Status::InvalidArgument("--resume: the run in " + opt.out +
                                      " kept its optimizer state in memory (--offload none); nothing to resume");
     }
   } else if (fs::exists(run_json)) {
     return Status::InvalidArgument("--out " + opt.out +
-                                   " already holds a run (run.json): pass --resume to continue it, or choose another "
-                                   "--out");
+                                   " already holds a run (run.json): pass --resume to continue it, --restart to "
+                                   "start it over (the old files are kept), or choose another --out");
   }
   STRATA_RETURN_IF_ERROR(CheckOptions(opt));
   STRATA_RETURN_IF_ERROR(PrepareOut(opt.out));
@@ -331,12 +492,19 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     Status s = LoadCheckpoint(opt.init, model);
     return s.ok() ? s : Status(s.code(), "--init: " + s.message());
   };
-  if (!opt.resume || opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(init_weights());
+  if (!opt.resume || opt.restart || opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(init_weights());
   const uint64_t n = model.num_params();
   say("strata finetune: " + cfg.ToString() + " (" + std::to_string(n) + " parameters), " + std::to_string(model.threads()) +
       " threads, kernels " + Gpt2KernelIsa());
   say("  data: " + data + ": " + std::to_string(corpus.files) + " file(s), " + std::to_string(corpus.train.size()) +
       " training and " + std::to_string(corpus.val.size()) + " validation tokens (" + tok.name() + " tokenizer)");
+
+  if (opt.restart) {
+    // Every check has passed: only now do the old files move aside.
+    Result<std::string> kept = KeepOldRunAside(opt.out, state_dir);
+    if (!kept.ok()) return kept.status();
+    say("  --restart: kept " + kept.value() + "; starting at step 0");
+  }
 
   // --- optimizer: state on disk (nvme, ram) or in memory (none) ------------------------------------
   Tracer tracer;
@@ -385,16 +553,20 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
       // no step was committed yet).
       STRATA_RETURN_IF_ERROR(WriteFileAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
     }
-    if (opt.resume) {
+    if (opt.resume && !opt.restart) {
       auto e = offload::OffloadEngine::Open(state_dir, oo);
-      if (!e.ok() && e.status().IsNotFound()) {
-        // Killed before step 0 was committed: start the run again, it is deterministic.
-        say("  no committed optimizer state in " + state_dir + " (" + e.status().message() + "): starting at step 0");
-        STRATA_RETURN_IF_ERROR(init_weights());
-      } else if (!e.ok()) {
-        return Status(e.status().code(), "--resume: optimizer state " + state_dir + ": " + e.status().message());
-      } else {
+      if (e.ok()) {
         engine = std::move(e).value();
+        STRATA_RETURN_IF_ERROR(VerifyBeforeTheFirstStep(*engine, opt.out));
+      } else if (e.status().IsNotFound()) {
+        // No manifest. Killed before step 0 was committed: start the run again, it is
+        // deterministic. But only when nothing proves a commit (see "--resume's guards").
+        STRATA_RETURN_IF_ERROR(CheckNothingCommitted(opt.out, state_dir, e.status()));
+        say("  no committed optimizer state in " + state_dir + " (" + e.status().message() +
+            ", and no step was ever committed): starting at step 0");
+        STRATA_RETURN_IF_ERROR(init_weights());
+      } else {
+        return ResumeRefused(opt.out, state_dir, e.status());
       }
     }
     if (engine) {

@@ -15,6 +15,7 @@
 //   DIR/loss.svg                             the loss curves
 //   DIR/samples.txt                          sample text before and after training
 //   DIR/run.json                             everything --resume needs to continue the same run
+//   DIR/old-N/, STATE.old-N                  what --restart kept of an earlier attempt
 #pragma once
 
 #include <atomic>
@@ -60,6 +61,10 @@ struct FinetuneOptions {
   bool direct_io = true;
   std::string out;  // "" = a new folder under $TMPDIR
   bool resume = false;
+  // Start the run in `out` over at step 0 with its run.json, after keeping every old file under
+  // a new name (the state folder as STATE.old-N, the outputs in OUT/old-N/). Implies resume's
+  // reading of run.json. --resume refuses a damaged state and names this as one way out.
+  bool restart = false;
   uint64_t eval_every = 50;  // 0 = only before and after
   int eval_batches = 8;
   double val_fraction = 0.05;

@@ -187,7 +187,9 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
       "Output (--out DIR): model.safetensors + config.json (latest committed weights, loadable by\n"
       "transformers), state/ (optimizer state), metrics.jsonl, loss.svg, samples.txt, run.json.\n"
       "Ctrl-C finishes and commits the current step; --resume --out DIR continues bit for bit, also\n"
-      "after a kill -9.\n\n"
+      "after a kill -9. --resume first verifies every chunk of the committed step, and refuses (naming\n"
+      "the file and chunk) a damaged or incomplete state instead of starting over; --restart --out DIR\n"
+      "starts the run over at step 0 and keeps the old files (state as STATE.old-N, outputs in DIR/old-N).\n\n"
       "Examples:\n"
       "  strata finetune\n"
       "  strata finetune --data notes/ --steps 2000 --out runs/notes\n"
@@ -235,7 +237,12 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--buffered", flags->buffered, "Offload through the page cache instead of O_DIRECT");
   cmd->add_option("--out", o.out, "Output folder (default: a new folder under $TMPDIR)");
-  cmd->add_flag("--resume", o.resume, "Continue the run in --out from its last committed step");
+  cmd->add_flag("--resume", o.resume,
+                "Continue the run in --out from its last committed step, after verifying it; a damaged state "
+                "is refused, never started over");
+  cmd->add_flag("--restart", o.restart,
+                "Start the run in --out over at step 0 with its run.json, after keeping its old files under new "
+                "names (the state folder as STATE.old-N, the outputs in OUT/old-N); deletes nothing");
   cmd->add_option("--eval-every", o.eval_every, "Validation loss every N steps (and before and after)")
       ->capture_default_str();
   cmd->add_option("--eval-batches", o.eval_batches, "Validation batches per evaluation")->capture_default_str();

@@ -19,7 +19,10 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "model/finetune.h"
+#include "offload/state_file.h"
 #include "tests/offload/temp_dir.h"
 #include "tests/process_util.h"
 
@@ -165,6 +168,165 @@ TEST_F(FinetuneProcess, ConfigFileAndRamOffload) {
   EXPECT_NE(Slurp(out + "/samples.txt").find("--- sample after training ---"), std::string::npos);
   std::error_code ec;
   fs::remove_all(state, ec);
+}
+
+// --resume never throws committed work away and never trains on state it has not checked: each
+// kind of damage is refused before the first step, and the files are left byte for byte as they
+// were. Each run is 3 steps of the tiny model; run.json is then extended to 5 steps, so a resume
+// that did not refuse would train (and rewrite .pending-step.json, the metrics and the checkpoint).
+class FinetuneResumeGuard : public FinetuneProcess {
+ protected:
+  void SetUp() override {
+    FinetuneProcess::SetUp();
+    if (IsSkipped()) return;
+    out_ = dir_ / "run";
+    state_ = out_ + "/state";
+    std::vector<std::string> args = TinyRun(out_);
+    *(std::find(args.begin(), args.end(), "--steps") + 1) = "3";
+    ASSERT_EQ(RunToEnd(args, dir_ / "first.log", dir_ / "cache"), 0) << Slurp(dir_ / "first.log");
+    nlohmann::json run = nlohmann::json::parse(Slurp(out_ + "/run.json"));
+    run["steps"] = 5;
+    std::ofstream(out_ + "/run.json") << run.dump(2) << "\n";
+    Snapshot();
+  }
+  // What a refused resume must leave as it was.
+  void Snapshot() {
+    state_bytes_ = Slurp(state_ + "/state.strata");
+    checkpoint_ = Slurp(out_ + "/model.safetensors");
+    metrics_ = Slurp(out_ + "/metrics.jsonl");
+    pending_ = Slurp(out_ + "/.pending-step.json");
+    ASSERT_FALSE(state_bytes_.empty());
+    ASSERT_FALSE(checkpoint_.empty());
+    ASSERT_NE(pending_.find("\"step\":3,"), std::string::npos) << pending_;
+  }
+  // Runs `strata finetune FLAG --out OUT` as a user would; returns the exit status, *log its output.
+  int Run(const char* flag, std::string* log) {
+    const std::string path = dir_ / (std::string("run") + flag + std::to_string(++runs_) + ".log");
+    const int rc = RunToEnd({"finetune", flag, "--out", out_, "--no-progress"}, path, dir_ / "cache");
+    *log = Slurp(path);
+    return rc;
+  }
+  void ExpectUntouched() {
+    EXPECT_TRUE(Slurp(state_ + "/state.strata") == state_bytes_) << "state.strata changed";
+    EXPECT_TRUE(Slurp(out_ + "/model.safetensors") == checkpoint_) << "the checkpoint changed";
+    EXPECT_EQ(Slurp(out_ + "/metrics.jsonl"), metrics_) << "metrics.jsonl changed";
+    // Written after forward and backward of every step: unchanged means no step began.
+    EXPECT_EQ(Slurp(out_ + "/.pending-step.json"), pending_) << "a step ran";
+  }
+  offload::Geometry StateGeometry() {
+    auto h = offload::DecodeFileHeader(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(state_bytes_.data()), offload::kFileHeaderBytes),
+        state_ + "/state.strata");
+    EXPECT_TRUE(h.ok()) << h.status();
+    return h.ok() ? h->geo : offload::Geometry{};
+  }
+  void PokeByte(uint64_t off, uint8_t value) {
+    std::fstream f(state_ + "/state.strata", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(off));
+    f.put(static_cast<char>(value));
+    ASSERT_TRUE(f.good());
+  }
+  std::string out_, state_, state_bytes_, checkpoint_, metrics_, pending_;
+  int runs_ = 0;
+};
+
+TEST_F(FinetuneResumeGuard, DeletedManifestIsRefusedAndRestartKeepsTheOldRunAside) {
+  std::filesystem::remove(state_ + "/MANIFEST");
+  std::string log;
+  EXPECT_NE(Run("--resume", &log), 0) << log;
+  // The damage, inspect's verdict (slot B of some chunk holds step 3) and the ways out are named.
+  EXPECT_NE(log.find(state_ + "/MANIFEST: missing"), std::string::npos) << log;
+  EXPECT_NE(log.find("strata inspect " + state_ + " says"), std::string::npos) << log;
+  EXPECT_NE(log.find("holds step 3, which is written only after step 2 was committed"), std::string::npos) << log;
+  EXPECT_NE(log.find("restore " + state_ + "/MANIFEST"), std::string::npos) << log;
+  EXPECT_NE(log.find("--restart"), std::string::npos) << log;
+  EXPECT_EQ(log.find("starting at step 0"), std::string::npos) << log;
+  ExpectUntouched();
+  EXPECT_FALSE(fs::exists(state_ + "/MANIFEST"));
+
+  // Starting over is explicit, and keeps every old file, byte for byte, under a new name.
+  ASSERT_EQ(Run("--restart", &log), 0) << log;
+  EXPECT_NE(log.find(state_ + ".old-1"), std::string::npos) << log;
+  EXPECT_TRUE(Slurp(state_ + ".old-1/state.strata") == state_bytes_);
+  EXPECT_TRUE(Slurp(out_ + "/old-1/model.safetensors") == checkpoint_);
+  EXPECT_EQ(Slurp(out_ + "/old-1/metrics.jsonl"), metrics_);
+  EXPECT_EQ(Slurp(out_ + "/old-1/.pending-step.json"), pending_);
+  // ... and trains the run again from step 0, to the 5 steps of its run.json.
+  auto m = offload::ReadManifest(state_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->committed_step, 5u);
+  const std::string metrics = Slurp(out_ + "/metrics.jsonl");
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 6) << metrics;
+  EXPECT_NE(metrics.find("{\"step\":0,"), std::string::npos) << metrics;
+  // A second restart picks the next free name.
+  ASSERT_EQ(Run("--restart", &log), 0) << log;
+  EXPECT_TRUE(fs::exists(state_ + ".old-2/MANIFEST"));
+  EXPECT_TRUE(fs::exists(out_ + "/old-2/model.safetensors"));
+  EXPECT_TRUE(Slurp(state_ + ".old-1/state.strata") == state_bytes_);
+}
+
+TEST_F(FinetuneResumeGuard, DeletedStateFolderAfterCommitsIsRefused) {
+  fs::remove_all(state_);
+  std::string log;
+  EXPECT_NE(Run("--resume", &log), 0) << log;
+  EXPECT_NE(log.find(out_ + "/metrics.jsonl logs step 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("--restart"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(state_));
+  EXPECT_TRUE(Slurp(out_ + "/model.safetensors") == checkpoint_);
+  EXPECT_EQ(Slurp(out_ + "/metrics.jsonl"), metrics_);
+  EXPECT_EQ(Slurp(out_ + "/.pending-step.json"), pending_);
+}
+
+TEST_F(FinetuneResumeGuard, FlippedByteInACommittedSlotIsRefusedBeforeTheFirstStep) {
+  const offload::Geometry g = StateGeometry();
+  ASSERT_GT(g.n_chunks(), 5u);
+  // Step 3 lives in slot B; byte 100 of chunk 5's payload is a master weight.
+  const uint64_t slot = g.slot_offset(5, 1);
+  std::string pristine = state_bytes_;
+  PokeByte(slot + offload::kSlotHeaderBytes + 100, static_cast<uint8_t>(pristine[slot + offload::kSlotHeaderBytes + 100] ^ 0x5a));
+  Snapshot();
+  ASSERT_NE(state_bytes_, pristine);
+  std::string log;
+  EXPECT_NE(Run("--resume", &log), 0) << log;
+  EXPECT_NE(log.find("slot B of chunk 5 (bytes " + std::to_string(slot) + ".." + std::to_string(slot + g.slot_bytes()) +
+                     " of " + state_ + "/state.strata): checksum mismatch"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("the committed step 3 in " + state_ + " does not verify: 1 of " + std::to_string(g.n_chunks()) +
+                     " chunks"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("--restart"), std::string::npos) << log;
+  ExpectUntouched();
+}
+
+TEST_F(FinetuneResumeGuard, NonZeroHeaderPaddingIsRefusedNamingTheField) {
+  PokeByte(2000, 0x5a);
+  Snapshot();
+  std::string log;
+  EXPECT_NE(Run("--resume", &log), 0) << log;
+  EXPECT_NE(log.find(state_ + "/state.strata: header: padding (offsets 128..4096) is not zero: byte 2000 is 0x5a"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("--restart"), std::string::npos) << log;
+  ExpectUntouched();
+}
+
+// The legitimate case: killed after run.json and before the first commit (here: right after the
+// state file was created, still empty). --resume starts at step 0, and ends where an
+// uninterrupted run of the same run.json ends.
+TEST_F(FinetuneResumeGuard, KilledBeforeTheFirstCommitStartsAtStepZero) {
+  const std::string other = dir_ / "early";
+  fs::create_directories(other + "/state");
+  nlohmann::json run = nlohmann::json::parse(Slurp(out_ + "/run.json"));
+  run["steps"] = 3;
+  run["state_dir"] = other + "/state";
+  std::ofstream(other + "/run.json") << run.dump(2) << "\n";
+  std::ofstream(other + "/state/state.strata").close();
+  const std::string log = dir_ / "early.log";
+  ASSERT_EQ(RunToEnd({"finetune", "--resume", "--out", other, "--no-progress"}, log, dir_ / "cache"), 0) << Slurp(log);
+  EXPECT_NE(Slurp(log).find("starting at step 0"), std::string::npos) << Slurp(log);
+  EXPECT_TRUE(Slurp(other + "/model.safetensors") == checkpoint_) << "not the run that was never interrupted";
 }
 
 TEST(FinetuneSchedule, WarmupThenCosineToTheFloor) {
