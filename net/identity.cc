@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
 
 #include "runtime/file_util.h"
 
@@ -28,6 +29,9 @@ Status SodiumReady() {
   if (sodium_init() < 0) return Status::Unavailable("libsodium failed to initialise (no system randomness?)");
   return Status::Ok();
 }
+
+// A 32-byte key as a hash-map key.
+std::string KeyString(const std::array<uint8_t, 32>& k) { return std::string(k.begin(), k.end()); }
 
 std::string ErrnoText(int e) { return std::strerror(e); }
 
@@ -462,6 +466,7 @@ Result<Membership> LoadMembership(const std::string& path, const std::array<uint
   Membership out;
   out.signed_by_authority = authority_sign_pk != nullptr;
   std::vector<size_t> member_line;  // line number of each member, for duplicate messages
+  std::unordered_map<std::string, size_t> by_name, by_sign, by_curve;  // -> index of the member
   for (size_t i = 0; i < lines.size(); ++i) {
     const size_t n = i + 1;
     const std::string_view text = lines[i].text;
@@ -503,16 +508,22 @@ Result<Membership> LoadMembership(const std::string& path, const std::array<uint
     if (!ParseHexInto(t[2], m.sign_pk)) return err(n, "key " + Quote(t[2]) + " is not 64 hex digits");
     Status d = DeriveCurve(m.sign_pk, &m.curve_pk);
     if (!d.ok()) return err(n, d.message());
-    for (size_t j = 0; j < out.members.size(); ++j) {
-      const Member& o = out.members[j];
-      const std::string first = " (first on line " + std::to_string(member_line[j]) + ")";
-      if (o.name == m.name) return err(n, "duplicate name '" + m.name + "'" + first);
-      if (o.sign_pk == m.sign_pk) return err(n, "duplicate key of '" + m.name + "'" + first + " as '" + o.name + "'");
-      // Two Ed25519 keys that differ only in the sign bit map to one Curve25519 key: ZAP could not
-      // tell these members apart.
-      if (o.curve_pk == m.curve_pk)
-        return err(n, "member '" + m.name + "' has the same CURVE key as '" + o.name + "'" + first);
-    }
+    // Duplicates are looked up in hash maps (a pairwise check was quadratic: a list near the 16 MiB
+    // limit would have taken hours), then named with the first occurrence's line.
+    auto first = [&](size_t j) { return " (first on line " + std::to_string(member_line[j]) + ")"; };
+    if (auto it = by_name.find(m.name); it != by_name.end())
+      return err(n, "duplicate name '" + m.name + "'" + first(it->second));
+    if (auto it = by_sign.find(KeyString(m.sign_pk)); it != by_sign.end())
+      return err(n, "duplicate key of '" + m.name + "'" + first(it->second) + " as '" +
+                        out.members[it->second].name + "'");
+    // Two Ed25519 keys that differ only in the sign bit map to one Curve25519 key: ZAP could not
+    // tell these members apart.
+    if (auto it = by_curve.find(KeyString(m.curve_pk)); it != by_curve.end())
+      return err(n, "member '" + m.name + "' has the same CURVE key as '" + out.members[it->second].name + "'" +
+                        first(it->second));
+    by_name.emplace(m.name, out.members.size());
+    by_sign.emplace(KeyString(m.sign_pk), out.members.size());
+    by_curve.emplace(KeyString(m.curve_pk), out.members.size());
     out.members.push_back(std::move(m));
     member_line.push_back(n);
   }
@@ -526,7 +537,7 @@ Status WriteMembership(const std::string& path, const std::vector<PublicIdentity
   s += "# " + std::to_string(members.size()) + " members" +
        (authority ? ", signed by " + authority->name + " " + KeyHex(authority->sign_pk) : std::string()) + "\n";
   if (run_id) s += "run " + std::to_string(*run_id) + "\n";
-  std::vector<std::array<uint8_t, 32>> curves;
+  std::unordered_map<std::string, size_t> by_name, by_sign, by_curve;  // -> index of the member
   for (size_t i = 0; i < members.size(); ++i) {
     const PublicIdentity& m = members[i];
     const std::string where = path + ": member " + std::to_string(i) + ": ";
@@ -534,12 +545,16 @@ Status WriteMembership(const std::string& path, const std::vector<PublicIdentity
     std::array<uint8_t, 32> curve{};
     Status d = DeriveCurve(m.sign_pk, &curve);
     if (!d.ok()) return Status::InvalidArgument(where + d.message());
-    for (size_t j = 0; j < i; ++j) {
-      if (members[j].name == m.name || members[j].sign_pk == m.sign_pk || curves[j] == curve)
-        return Status::InvalidArgument(where + "'" + m.name + "' duplicates the name or key of member " +
-                                       std::to_string(j) + " '" + members[j].name + "'");
-    }
-    curves.push_back(curve);
+    size_t j = members.size();
+    if (auto it = by_name.find(m.name); it != by_name.end()) j = it->second;
+    if (auto it = by_sign.find(KeyString(m.sign_pk)); it != by_sign.end()) j = std::min(j, it->second);
+    if (auto it = by_curve.find(KeyString(curve)); it != by_curve.end()) j = std::min(j, it->second);
+    if (j < members.size())
+      return Status::InvalidArgument(where + "'" + m.name + "' duplicates the name or key of member " +
+                                     std::to_string(j) + " '" + members[j].name + "'");
+    by_name.emplace(m.name, i);
+    by_sign.emplace(KeyString(m.sign_pk), i);
+    by_curve.emplace(KeyString(curve), i);
     s += "member " + m.name + " " + KeyHex(m.sign_pk) + "\n";
   }
   if (authority) {
