@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -256,13 +257,13 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
       "  strata swarm join --key alice.key --server tcp://HOST:7700 --server-key agg.key.pub");
   swarm->require_subcommand(1);
 
-  auto* kf = new KeygenFlags();
+  auto kf = std::make_shared<KeygenFlags>();
   CLI::App* kg = swarm->add_subcommand("keygen", "Make an identity: an Ed25519 key (its CURVE key derives from it).");
   kg->add_option("--name", kf->name, "Member name, [A-Za-z0-9._-], up to 64 characters")->required();
   kg->add_option("--out", kf->out, "Secret key file (default NAME.key); the public key goes to OUT.pub");
   kg->callback([kf, exit_code] { *exit_code = RunKeygen(*kf); });
 
-  auto* mf = new MembersFlags();
+  auto mf = std::make_shared<MembersFlags>();
   CLI::App* mem = swarm->add_subcommand("members", "Write the membership list: the public keys allowed in the run.");
   mem->add_option("--out", mf->out, "The list file to write")->required();
   mem->add_option("pubs", mf->pubs, "Public key files (.pub) of the members")->required();
@@ -270,7 +271,7 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   mem->add_option("--run-id", mf->run_id, "Tie the list to this run id");
   mem->callback([mf, exit_code] { *exit_code = RunMembers(*mf); });
 
-  auto* sf = new ServeFlags();
+  auto sf = std::make_shared<ServeFlags>();
   net::AggregatorOptions& so = sf->opt;
   CLI::App* sv = swarm->add_subcommand("serve", "Run the aggregator (any machine with a reachable address).");
   sv->add_option("--key", so.key, "This aggregator's identity file")->required();
@@ -323,7 +324,7 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
     *exit_code = RunServe(*sf);
   });
 
-  auto* jo = new net::PeerOptions();
+  auto jo = std::make_shared<net::PeerOptions>();
   CLI::App* jn = swarm->add_subcommand("join", "Run a peer: train on your data, contribute, follow the global model.");
   jn->add_option("--key", jo->key, "This peer's identity file")->required();
   jn->add_option("--server", jo->server, "The aggregator, tcp://HOST:PORT")->required();
@@ -358,7 +359,7 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   jn->add_flag("--verbose", jo->verbose, "A line for every resend and re-request");
   jn->callback([jo, exit_code] { *exit_code = RunJoin(*jo); });
 
-  auto* tf = new StatusFlags();
+  auto tf = std::make_shared<StatusFlags>();
   CLI::App* st = swarm->add_subcommand("status", "Show an aggregator's peers, versions, speed, staleness and refusals.");
   st->add_option("address", tf->address, "The aggregator, tcp://HOST:PORT")->required();
   st->add_option("--key", tf->key, "Your identity file (must be on the list)")->required();

@@ -11,7 +11,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -42,6 +44,13 @@ using testing_util::WaitFor;
 
 constexpr char kCorpus[] = "/usr/share/games/fortunes";
 constexpr uint64_t kRunId = 4242;
+// A sanitizer build (STRATA_SANITIZED) runs every process 3-15x slower: the longest tests take
+// fewer rounds there and keep every check.
+#ifdef STRATA_SANITIZED
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
 
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -345,7 +354,16 @@ class SwarmProcess : public ::testing::Test {
   int port_ = 0, pub_port_ = 0;
   Child serve_;
   Child peers_[4];
-  std::vector<Child*> children_;
+  std::vector<Child*> children_;  // killed and reaped by TearDown: members of the fixture only
+  std::deque<Child> owned_;       // children a test starts beyond serve_ and peers_ (Own)
+
+  // Keeps a child a test started in the fixture, so that TearDown kills it even when the test
+  // returns early (a pointer to a test's local Child would dangle by then).
+  Child& Own(Child c) {
+    owned_.push_back(std::move(c));
+    children_.push_back(&owned_.back());
+    return owned_.back();
+  }
 };
 
 std::vector<Json> AggMetrics(const TempDir& d) { return ReadJsonl(d / "agg/metrics.jsonl"); }
@@ -353,9 +371,11 @@ std::vector<Json> AggMetrics(const TempDir& d) { return ReadJsonl(d / "agg/metri
 // Four peers, one four times slower: the others never wait for it; its stale contributions are
 // applied with tau > 0; the global model's validation loss falls; every replica matches.
 TEST_F(SwarmProcess, FourPeersWithAStragglerNobodyWaits) {
+  // Under a sanitizer five instrumented processes share two cores: half the versions.
+  const uint64_t versions = kSanitized ? 50 : 100;
   StartServe();
-  for (int i = 0; i < 3; ++i) StartPeer(i, {"--stop-at-version", "100"});
-  StartPeer(3, {"--stop-at-version", "100", "--slowdown", "4"});
+  for (int i = 0; i < 3; ++i) StartPeer(i, {"--stop-at-version", std::to_string(versions)});
+  StartPeer(3, {"--stop-at-version", std::to_string(versions), "--slowdown", "4"});
   for (int i = 0; i < 4; ++i)
     ASSERT_EQ(WaitFor(peers_[i], 240), 0) << "p" << i << ":\n" << Slurp(dir_ / ("p" + std::to_string(i) + ".log"));
   const Json status = Status();
@@ -385,7 +405,7 @@ TEST_F(SwarmProcess, FourPeersWithAStragglerNobodyWaits) {
   // else may be refused in an honest run.
   for (const auto& [reason, count] : status["refusals"].items())
     EXPECT_EQ(reason, "too_stale") << status["refusals"].dump();
-  EXPECT_GE(status["version"].get<uint64_t>(), 100u);
+  EXPECT_GE(status["version"].get<uint64_t>(), versions);
   auto st = OpenState();
   ASSERT_TRUE(st);
   ExpectExactAccounting(*st, {0, 1, 2, 3});
@@ -395,10 +415,9 @@ TEST_F(SwarmProcess, FourPeersWithAStragglerNobodyWaits) {
 // is read, and the handshake is counted as denied; listed members are unaffected.
 TEST_F(SwarmProcess, IntruderIsRefusedAtTheHandshake) {
   StartServe();
-  Child in = SpawnStrata({"swarm", "join", "--key", Key("intruder"), "--server", Endpoint(), "--server-key",
-                          Key("agg") + ".pub", "--data", kCorpus, "--timeout", "3"},
-                         dir_ / "intruder.log");
-  children_.push_back(&in);
+  Child& in = Own(SpawnStrata({"swarm", "join", "--key", Key("intruder"), "--server", Endpoint(), "--server-key",
+                               Key("agg") + ".pub", "--data", kCorpus, "--timeout", "3"},
+                              dir_ / "intruder.log"));
   EXPECT_EQ(WaitFor(in, 30), 1) << Slurp(dir_ / "intruder.log");
   EXPECT_NE(Slurp(dir_ / "intruder.log").find("no Welcome"), std::string::npos) << Slurp(dir_ / "intruder.log");
   const Json s = Status();
@@ -449,10 +468,9 @@ TEST_F(SwarmProcess, PeerKilledAndRejoins) {
 // port each time: it resumes at the same version with no acknowledged contribution lost and none
 // applied twice, and every peer's replica goes on matching it bit for bit.
 TEST_F(SwarmProcess, AggregatorKilledAndRestartedLosesNothing) {
+  const uint64_t versions = kSanitized ? 40 : 80;  // under a sanitizer: half, still past the 4 lives
   StartServe();
-  StartPeer(0, {"--stop-at-version", "80"});
-  StartPeer(1, {"--stop-at-version", "80"});
-  StartPeer(2, {"--stop-at-version", "80"});
+  for (int i = 0; i < 3; ++i) StartPeer(i, {"--stop-at-version", std::to_string(versions)});
   // Kill it while contributions are flowing: each time some have arrived since it (re)started.
   std::mt19937 rng(7);
   int kills = 0;
@@ -486,7 +504,7 @@ TEST_F(SwarmProcess, AggregatorKilledAndRestartedLosesNothing) {
   EXPECT_GE(per_life.back(), 1u) << "the peers went on after the last restart";
   auto st = OpenState();
   ASSERT_TRUE(st);
-  EXPECT_GE(st->version(), 80u);
+  EXPECT_GE(st->version(), versions);
   ExpectExactAccounting(*st, {0, 1, 2});
 }
 
@@ -597,8 +615,18 @@ TEST_F(SwarmProcess, PoisonWithHRefLeavesTheRunFinite) { PoisonWhileTraining({"-
 // Applying a contribution of a 100 M-parameter model (decode, checks, dry run, the log's
 // fdatasync: seconds) runs beside the socket loop: a member's leases (every 100 ms, lease period
 // 200 ms) are never missed and status requests are answered while it applies.
+//
+// Under a sanitizer (STRATA_SANITIZED) the model is 14 x 384, 25 M parameters: applying it takes
+// about as long there as 100 M does in a release build, which is what the test needs.
 TEST_F(SwarmProcess, LeasesAndStatusAreAnsweredWhileA100MParameterContributionApplies) {
-  StartServe({"--layers", "14", "--width", "768", "--heads", "12", "--context", "64", "--lease-ms", "200",
+#ifdef STRATA_SANITIZED
+  const char* width = "384";
+  const uint64_t min_params = 24'000'000;
+#else
+  const char* width = "768";
+  const uint64_t min_params = 95'000'000;
+#endif
+  StartServe({"--layers", "14", "--width", width, "--heads", "12", "--context", "64", "--lease-ms", "200",
               "--threads", "2", "--chunk", "1048576", "--snapshot-every", "1000", "--history", "2"},
              180);
   zmq::context_t ctx(1);
@@ -611,7 +639,7 @@ TEST_F(SwarmProcess, LeasesAndStatusAreAnsweredWhileA100MParameterContributionAp
   auto run = SwarmRunConfigFromJson((*w)["run"].dump());
   ASSERT_TRUE(run.ok()) << run.status();
   const uint64_t n = run->NumParams();
-  ASSERT_GE(n, 95'000'000u) << "the model should have about 100 M parameters";
+  ASSERT_GE(n, min_params) << "the model should have about 100 M parameters (25 M under a sanitizer)";
 
   std::atomic<bool> stop{false};
   std::atomic<int> statuses{0}, while_applying{0};
@@ -769,7 +797,9 @@ TEST_F(SwarmProcess, EveryRefusalIsCountedAndLoggedAtEveryLevel) {
 // Leases: a peer that goes silent (SIGSTOP) is marked suspect after 3 missed leases and evicted
 // after 6; when it resumes it is active again and its work goes on.
 TEST_F(SwarmProcess, SilentPeerIsSuspectedThenEvictedAndComesBack) {
-  StartServe();
+  // Under a sanitizer a running peer's step can outlast six leases of 300 ms: longer leases there.
+  const int lease_ms = kSanitized ? 1500 : 300;
+  StartServe({"--lease-ms", std::to_string(lease_ms)});
   StartPeer(0, {"--max-seconds", "60"});
   auto state_of = [&](const std::string& name) {
     const Json s = Status();
@@ -784,7 +814,7 @@ TEST_F(SwarmProcess, SilentPeerIsSuspectedThenEvictedAndComesBack) {
   }
   EXPECT_EQ(state_of("p0"), "active");
   testing_util::Signal(peers_[0], SIGSTOP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(6 * 300 + 800));  // > 6 leases of 300 ms
+  std::this_thread::sleep_for(std::chrono::milliseconds(6 * lease_ms + 800));  // > 6 leases
   EXPECT_EQ(state_of("p0"), "evicted");
   testing_util::Signal(peers_[0], SIGCONT);
   const size_t rounds = ReadJsonl(dir_ / "p0/metrics.jsonl").size();
@@ -804,10 +834,16 @@ TEST_F(SwarmProcess, SilentPeerIsSuspectedThenEvictedAndComesBack) {
       const std::string e = m["event"];
       if (e == "suspect" || e == "evicted" || e == "peer_back") events.push_back(e);
     }
-  ASSERT_GE(events.size(), 3u);
-  EXPECT_EQ(events[0], "suspect");
-  EXPECT_EQ(events[1], "evicted");
-  EXPECT_EQ(events[2], "peer_back");
+  // The stop shows as suspect, evicted, back: the first eviction. On a loaded machine the running
+  // peer may also miss a lease before the stop (suspect, back), and its exit at the end may be
+  // seen as silence too.
+  std::string seen;
+  for (const std::string& e : events) seen += e + " ";
+  const auto ev = std::find(events.begin(), events.end(), "evicted");
+  ASSERT_NE(ev, events.end()) << seen;
+  ASSERT_TRUE(ev != events.begin() && ev + 1 != events.end()) << seen;
+  EXPECT_EQ(*(ev - 1), "suspect") << seen;
+  EXPECT_EQ(*(ev + 1), "peer_back") << seen;
 }
 
 // SIGHUP reads the membership list again: a member taken off it is refused from its next message
@@ -844,11 +880,7 @@ TEST_F(SwarmProcess, AuthoritySignedListIsRequired) {
     std::vector<std::string> a = ServeArgs({"--authority", Key("rogue") + ".pub", "--max-seconds", "2"});
     for (size_t i = 0; i + 1 < a.size(); ++i)
       if (a[i] == "--members") a[i + 1] = list;
-    Child c = SpawnStrata(a, dir_ / "auth.log");
-    children_.push_back(&c);
-    const int rc = WaitFor(c, 30);
-    children_.pop_back();
-    return rc;
+    return WaitFor(Own(SpawnStrata(a, dir_ / "auth.log")), 30);
   };
   EXPECT_EQ(serve_with(signed_list), 0) << Slurp(dir_ / "auth.log");
   EXPECT_EQ(serve_with(dir_ / "members.txt"), 1) << "an unsigned list must be refused";

@@ -278,7 +278,12 @@ bool WaitFor(pid_t pid, int64_t us, int* status) {
 TEST(OffloadFaults, SigkillAtRandomInstantsResumesBitwiseIdentical) {
   constexpr uint64_t kSteps = 6, kKillParams = 3 << 20;
   constexpr uint32_t kKillChunk = 1 << 16;
-  constexpr int kBuffers = 4, kTrials = 24;
+#ifdef STRATA_SANITIZED
+  constexpr int kTrials = 12;  // a sanitized child runs 5-10x slower: half the trials, same checks
+#else
+  constexpr int kTrials = 24;
+#endif
+  constexpr int kBuffers = 4;
   OffloadOptions o;
   o.chunk_params = kKillChunk;
   o.ram_budget = kBuffers * Geometry{Layout::kQ8MasterMV, kKillParams, kKillChunk}.slot_bytes();
@@ -337,8 +342,8 @@ TEST(OffloadFaults, SigkillAtRandomInstantsResumesBitwiseIdentical) {
   }
   std::printf("SIGKILL: %d kills over %d trials (%d between committed steps), run of %.0f ms\n", kills, kTrials,
               kills_mid_run, run_us / 1000.0);
-  EXPECT_GE(kills, 20);
-  EXPECT_GE(kills_mid_run, 5);
+  EXPECT_GE(kills, kTrials * 5 / 6);
+  EXPECT_GE(kills_mid_run, kTrials * 5 / 24);
 }
 
 }  // namespace
