@@ -419,7 +419,12 @@ TEST_F(SwarmProcess, IntruderIsRefusedAtTheHandshake) {
                                Key("agg") + ".pub", "--data", kCorpus, "--timeout", "3"},
                               dir_ / "intruder.log"));
   EXPECT_EQ(WaitFor(in, 30), 1) << Slurp(dir_ / "intruder.log");
-  EXPECT_NE(Slurp(dir_ / "intruder.log").find("no Welcome"), std::string::npos) << Slurp(dir_ / "intruder.log");
+  // Refused at the handshake, so it never gets a Welcome; when the denial comes before its Hello
+  // is queued (a slow machine), zmq has no connection to queue it on and says so instead.
+  const std::string intruder_log = Slurp(dir_ / "intruder.log");
+  EXPECT_TRUE(intruder_log.find("no Welcome") != std::string::npos ||
+              intruder_log.find("send queue to the aggregator is full") != std::string::npos)
+      << intruder_log;
   const Json s = Status();
   ASSERT_TRUE(s.is_object());
   EXPECT_GE(s["zap_denied"].get<uint64_t>(), 1u) << s.dump();
