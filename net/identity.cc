@@ -30,8 +30,30 @@ Status SodiumReady() {
   return Status::Ok();
 }
 
-// A 32-byte key as a hash-map key.
-std::string KeyString(const std::array<uint8_t, 32>& k) { return std::string(k.begin(), k.end()); }
+// The members seen so far by name, Ed25519 key and Curve25519 key, for duplicate checks by lookup
+// (a pairwise check is quadratic: a list near the 16 MiB limit would take hours).
+class MemberIndex {
+ public:
+  enum Clash { kNone, kName, kSignKey, kCurveKey };
+  // The first clash of a new member with one already added, and that member's index.
+  std::pair<Clash, size_t> Find(const std::string& name, const std::array<uint8_t, 32>& sign_pk,
+                                const std::array<uint8_t, 32>& curve_pk) const {
+    if (auto it = by_name_.find(name); it != by_name_.end()) return {kName, it->second};
+    if (auto it = by_sign_.find(Key(sign_pk)); it != by_sign_.end()) return {kSignKey, it->second};
+    if (auto it = by_curve_.find(Key(curve_pk)); it != by_curve_.end()) return {kCurveKey, it->second};
+    return {kNone, 0};
+  }
+  void Add(const std::string& name, const std::array<uint8_t, 32>& sign_pk, const std::array<uint8_t, 32>& curve_pk,
+           size_t index) {
+    by_name_.emplace(name, index);
+    by_sign_.emplace(Key(sign_pk), index);
+    by_curve_.emplace(Key(curve_pk), index);
+  }
+
+ private:
+  static std::string Key(const std::array<uint8_t, 32>& k) { return std::string(k.begin(), k.end()); }
+  std::unordered_map<std::string, size_t> by_name_, by_sign_, by_curve_;
+};
 
 std::string ErrnoText(int e) { return std::strerror(e); }
 
@@ -466,7 +488,7 @@ Result<Membership> LoadMembership(const std::string& path, const std::array<uint
   Membership out;
   out.signed_by_authority = authority_sign_pk != nullptr;
   std::vector<size_t> member_line;  // line number of each member, for duplicate messages
-  std::unordered_map<std::string, size_t> by_name, by_sign, by_curve;  // -> index of the member
+  MemberIndex index;
   for (size_t i = 0; i < lines.size(); ++i) {
     const size_t n = i + 1;
     const std::string_view text = lines[i].text;
@@ -508,22 +530,17 @@ Result<Membership> LoadMembership(const std::string& path, const std::array<uint
     if (!ParseHexInto(t[2], m.sign_pk)) return err(n, "key " + Quote(t[2]) + " is not 64 hex digits");
     Status d = DeriveCurve(m.sign_pk, &m.curve_pk);
     if (!d.ok()) return err(n, d.message());
-    // Duplicates are looked up in hash maps (a pairwise check was quadratic: a list near the 16 MiB
-    // limit would have taken hours), then named with the first occurrence's line.
-    auto first = [&](size_t j) { return " (first on line " + std::to_string(member_line[j]) + ")"; };
-    if (auto it = by_name.find(m.name); it != by_name.end())
-      return err(n, "duplicate name '" + m.name + "'" + first(it->second));
-    if (auto it = by_sign.find(KeyString(m.sign_pk)); it != by_sign.end())
-      return err(n, "duplicate key of '" + m.name + "'" + first(it->second) + " as '" +
-                        out.members[it->second].name + "'");
-    // Two Ed25519 keys that differ only in the sign bit map to one Curve25519 key: ZAP could not
-    // tell these members apart.
-    if (auto it = by_curve.find(KeyString(m.curve_pk)); it != by_curve.end())
-      return err(n, "member '" + m.name + "' has the same CURVE key as '" + out.members[it->second].name + "'" +
-                        first(it->second));
-    by_name.emplace(m.name, out.members.size());
-    by_sign.emplace(KeyString(m.sign_pk), out.members.size());
-    by_curve.emplace(KeyString(m.curve_pk), out.members.size());
+    const auto [clash, j] = index.Find(m.name, m.sign_pk, m.curve_pk);
+    if (clash != MemberIndex::kNone) {
+      const std::string first = " (first on line " + std::to_string(member_line[j]) + ")";
+      if (clash == MemberIndex::kName) return err(n, "duplicate name '" + m.name + "'" + first);
+      if (clash == MemberIndex::kSignKey)
+        return err(n, "duplicate key of '" + m.name + "'" + first + " as '" + out.members[j].name + "'");
+      // Two Ed25519 keys that differ only in the sign bit map to one Curve25519 key: ZAP could not
+      // tell these members apart.
+      return err(n, "member '" + m.name + "' has the same CURVE key as '" + out.members[j].name + "'" + first);
+    }
+    index.Add(m.name, m.sign_pk, m.curve_pk, out.members.size());
     out.members.push_back(std::move(m));
     member_line.push_back(n);
   }
@@ -537,7 +554,7 @@ Status WriteMembership(const std::string& path, const std::vector<PublicIdentity
   s += "# " + std::to_string(members.size()) + " members" +
        (authority ? ", signed by " + authority->name + " " + KeyHex(authority->sign_pk) : std::string()) + "\n";
   if (run_id) s += "run " + std::to_string(*run_id) + "\n";
-  std::unordered_map<std::string, size_t> by_name, by_sign, by_curve;  // -> index of the member
+  MemberIndex index;
   for (size_t i = 0; i < members.size(); ++i) {
     const PublicIdentity& m = members[i];
     const std::string where = path + ": member " + std::to_string(i) + ": ";
@@ -545,16 +562,10 @@ Status WriteMembership(const std::string& path, const std::vector<PublicIdentity
     std::array<uint8_t, 32> curve{};
     Status d = DeriveCurve(m.sign_pk, &curve);
     if (!d.ok()) return Status::InvalidArgument(where + d.message());
-    size_t j = members.size();
-    if (auto it = by_name.find(m.name); it != by_name.end()) j = it->second;
-    if (auto it = by_sign.find(KeyString(m.sign_pk)); it != by_sign.end()) j = std::min(j, it->second);
-    if (auto it = by_curve.find(KeyString(curve)); it != by_curve.end()) j = std::min(j, it->second);
-    if (j < members.size())
+    if (const auto [clash, j] = index.Find(m.name, m.sign_pk, curve); clash != MemberIndex::kNone)
       return Status::InvalidArgument(where + "'" + m.name + "' duplicates the name or key of member " +
                                      std::to_string(j) + " '" + members[j].name + "'");
-    by_name.emplace(m.name, i);
-    by_sign.emplace(KeyString(m.sign_pk), i);
-    by_curve.emplace(KeyString(curve), i);
+    index.Add(m.name, m.sign_pk, curve, i);
     s += "member " + m.name + " " + KeyHex(m.sign_pk) + "\n";
   }
   if (authority) {

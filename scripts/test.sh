@@ -4,7 +4,7 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/): every test but the fuzz
 #      entries (libFuzzer builds its own sanitized binary); the processes the tests spawn (the
 #      strata binary, the crash children) are sanitized too.
-#   3. ThreadSanitizer (build-tsan/): the tests of runtime/, offload/ and net/ (the threads,
+#   3. ThreadSanitizer (build-tsan/): the tests of runtime/, offload/ and net/ but one (tsan_exclude; the threads,
 #      the io_uring engine, the swarm's sockets), and the command-line tests of those modules.
 # Every part runs even when an earlier one failed; a summary at the end gives each part's result
 # and wall time, and the exit status is 0 only when all of them passed.
