@@ -34,6 +34,11 @@ step() {
   local res="ok"
   if ((rc != 0)); then res="FAILED (exit $rc)"; FAILED=1; fi
   SUMMARY+=("$(printf '%-22s %4dm%02ds  %s' "$name" $((dt / 60)) $((dt % 60)) "$res")")
+  # A failed ctest part names its failed tests in the summary, so that the last lines of a long
+  # log say what broke.
+  if ((rc != 0)) && [[ -n ${FAILED_LOG:-} && -s $FAILED_LOG ]]; then
+    while IFS= read -r line; do SUMMARY+=("    failed: ${line#*:}"); done <"$FAILED_LOG"
+  fi
   printf -- '---- %s: %s in %dm%02ds\n' "$name" "$res" $((dt / 60)) $((dt % 60))
   return "$rc"
 }
@@ -87,13 +92,13 @@ for part in $PARTS; do
       section "Release: build (build/)"
       step "release build" scripts/build.sh
       section "Release: the whole suite (ctest -j$JOBS)"
-      step "release tests" ctest --test-dir build --output-on-failure -j "$JOBS"
+      FAILED_LOG=build/Testing/Temporary/LastTestsFailed.log step "release tests" ctest --test-dir build --output-on-failure -j "$JOBS"
       ;;
     asan)
       section "AddressSanitizer + UndefinedBehaviorSanitizer: build (build-asan/, $CXX_SAN, CUDA off)"
       if step "asan+ubsan build" build_sanitized build-asan address,undefined; then
         section "AddressSanitizer + UndefinedBehaviorSanitizer: the whole suite but label fuzz"
-        step "asan+ubsan tests" ctest --test-dir build-asan --output-on-failure -j "$JOBS" -LE fuzz
+        FAILED_LOG=build-asan/Testing/Temporary/LastTestsFailed.log step "asan+ubsan tests" ctest --test-dir build-asan --output-on-failure -j "$JOBS" -LE fuzz
       fi
       ;;
     tsan)
@@ -102,7 +107,7 @@ for part in $PARTS; do
       # the crash child (not the fuzz replays or the q8 sweep).
       if step "tsan build" build_sanitized build-tsan thread strata_tests strata offload_crash_child; then
         section "ThreadSanitizer: runtime/, offload/ and net/ tests"
-        TSAN_OPTIONS="$TSAN_OPTS" step "tsan tests" \
+        FAILED_LOG=build-tsan/Testing/Temporary/LastTestsFailed.log TSAN_OPTIONS="$TSAN_OPTS" step "tsan tests" \
           ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -LE fuzz -R "$(tsan_regex)" -E "$(tsan_exclude)"
       fi
       ;;

@@ -96,19 +96,44 @@ class FinetuneProcess : public ::testing::Test {
   double ref_seconds_ = 0;
 };
 
+// The highest step metrics.jsonl has logged so far (-1 when none).
+int LoggedStep(const std::string& out) {
+  std::ifstream in(out + "/metrics.jsonl");
+  std::string line;
+  int best = -1;
+  while (std::getline(in, line)) {
+    const size_t k = line.find("\"step\":");
+    if (k != std::string::npos) best = std::max(best, std::atoi(line.c_str() + k + 7));
+  }
+  return best;
+}
+
+// True once the child has ended (it stays a zombie for Wait to reap).
+bool Ended(const Child& c) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(c.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == c.pid;
+}
+
 TEST_F(FinetuneProcess, SigkillAtRandomInstantsThenResumeIsBitwiseIdentical) {
   Reference();
   const std::string out = dir_ / "killed";
   std::mt19937 rng(20261122);
-  // Each kill lands within the first third of what is left, so several land before the end.
-  std::uniform_real_distribution<double> when(0.0, ref_seconds_ * 0.3);
+  // Each kill is aimed by progress, not by the clock (the reference run's time says little about a
+  // later run's on a loaded machine): wait for a step drawn from the first third of what is left,
+  // then kill at a random instant within the next two steps' time, so kills land in every phase.
+  const double step_s = ref_seconds_ / 150.0;
   int kills = 0, runs = 0;
   bool first = true;
   for (; runs < 40; ++runs) {
+    const int done = std::max(0, LoggedStep(out));
+    const int target = done + 1 + std::uniform_int_distribution<int>(0, std::max(0, (150 - done) / 3))(rng);
     std::vector<std::string> args = TinyRun(out);
     if (!first) args.push_back("--resume");
     Child c = Spawn(args, dir_ / "killed.log", dir_ / "cache");
-    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!Ended(c) && LoggedStep(out) < target && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::uniform_real_distribution<double>(0.0, 2.0 * step_s)(rng)));
     ::kill(c.pid, SIGKILL);
     const int rc = Wait(c);
     if (rc == 0) break;  // it finished before the kill
