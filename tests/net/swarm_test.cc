@@ -132,7 +132,7 @@ Json SendContribution(SwarmClient& c, const std::vector<std::vector<uint8_t>>& f
     if (r->view.h.type == MsgType::kResult && r->view.h.sequence == seq) return ParseJsonPayload(r->view).value();
     if (r->view.h.type == MsgType::kRefusal) return ParseJsonPayload(r->view).value();
   }
-  return Json();
+  return Json{{"error", "no Result or Refusal within the timeout"}};
 }
 
 class SwarmProcess : public ::testing::Test {
