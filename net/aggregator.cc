@@ -201,6 +201,10 @@ class Server {
   std::map<PeerKey, Partial> partial_;
   // Per peer, the upload refused last and why (its later chunks get the same answer, uncounted).
   std::map<PeerKey, std::pair<uint64_t, std::string>> refused_;
+  // Per peer, the upload whose chunks were dropped when the peer was evicted: its later chunks are
+  // refused by name (without this they would start a new partial that never completes, and the
+  // peer, holding an ack for every chunk, would wait for a Result that never comes).
+  std::map<PeerKey, uint64_t> dropped_;
   std::map<std::string, uint64_t> refusals_;
   std::map<std::string, uint64_t> socket_events_;  // handshake failures, dropped connections
   std::unique_ptr<Applier> applier_;
@@ -596,6 +600,12 @@ void Server::OnContribChunk(zmq::message_t& rid, const PeerKey& who, const Frame
                          "base version " + std::to_string(h.base_version) + ", global " + std::to_string(version) +
                              ", tau_max " + std::to_string(tau_max));
   }
+  if (auto it = dropped_.find(who); it != dropped_.end() && it->second == h.sequence) {
+    dropped_.erase(it);
+    return refuse_result("evicted_mid_upload",
+                         "the member was evicted (no frame for 6 lease periods) while this upload was in progress, "
+                         "and its chunks were dropped: send it again");
+  }
   Partial& p = partial_[who];
   if (p.sequence != h.sequence) {
     if (p.sequence > h.sequence && p.received > 0) return refuse_result("replay", "older than the upload in progress");
@@ -832,7 +842,12 @@ void Server::CheckLeases() {
     const double missed = (now - pl.last_seen) / lease;
     const char* next = missed >= 6 ? "evicted" : missed >= 3 ? "suspect" : "active";
     if (pl.state != next) {
-      if (std::string(next) == "evicted") partial_.erase(key);  // its half-sent upload goes
+      if (std::string(next) == "evicted") {  // its half-sent upload goes
+        if (auto it = partial_.find(key); it != partial_.end()) {
+          if (it->second.received > 0) dropped_[key] = it->second.sequence;
+          partial_.erase(it);
+        }
+      }
       Metric({{"event", next}, {"peer", pl.name}, {"missed_leases", std::floor(missed)}});
       pl.state = next;
     }

@@ -718,6 +718,60 @@ TEST_F(SwarmProcess, LeasesAndStatusAreAnsweredWhileA100MParameterContributionAp
               while_applying.load(), static_cast<long long>(worst_ms.load()));
 }
 
+// A member evicted while its upload is half sent (no frame for 6 lease periods) loses the chunks
+// sent so far; its later chunks are refused by name, so it sends again instead of waiting for a
+// Result that cannot come (they used to start a new partial upload that never completed).
+TEST_F(SwarmProcess, AMemberEvictedMidUploadIsToldToSendAgain) {
+  StartServe({"--lease-ms", "100"});
+  zmq::context_t ctx(1);
+  auto up = SwarmClient::Connect(ctx, ids_["rogue"], Endpoint(), PublicOf(ids_["agg"]));
+  ASSERT_TRUE(up.ok()) << up.status();
+  SwarmClient& c = **up;
+  auto w = c.Request(MsgType::kHello, Json{{"name", "rogue"}}, MsgType::kWelcome, std::chrono::seconds(20));
+  ASSERT_TRUE(w.ok()) << w.status();
+  c.set_run_id(kRunId);
+  auto run = SwarmRunConfigFromJson((*w)["run"].dump());
+  ASSERT_TRUE(run.ok()) << run.status();
+  const uint64_t n = run->NumParams();
+  std::vector<float> delta(n);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1e-4f);
+  for (float& x : delta) x = nd(rng);
+  ErrorFeedbackEncoder ef(n);
+  Q8Tensor q;
+  ef.Encode(delta, q);
+  auto version = [&]() -> uint64_t {
+    auto r = c.Request(MsgType::kStatusRequest, Json::object(), MsgType::kStatusReply, std::chrono::seconds(10));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? (*r)["version"].get<uint64_t>() : 0;
+  };
+  auto evictions = [&] {
+    int k = 0;
+    for (const Json& m : AggMetrics(dir_)) k += m.value("event", "") == "evicted" && m.value("peer", "") == "rogue";
+    return k;
+  };
+  uint64_t seq = c.NextSequence();
+  auto frames = ContribFrames(q, seq, version(), n, run->chunk_elems, 4, ids_["rogue"], ids_["rogue"].sign_pk);
+  ASSERT_GE(frames.size(), 3u);
+  const int before = evictions();
+  ASSERT_TRUE(c.SendRaw(frames[0]).ok());
+  // Silent for longer than 6 lease periods: evicted, its first chunk dropped.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (evictions() == before) {
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30)) << "never evicted" << Slurp(dir_ / "agg.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Json r = SendContribution(c, {frames.begin() + 1, frames.end()}, seq);
+  EXPECT_EQ(r.value("verdict", ""), "refused") << r.dump();
+  EXPECT_NE(r.value("reason", "").find("evicted_mid_upload"), std::string::npos) << r.dump();
+  // Sent again whole, under a new sequence: applied.
+  seq = c.NextSequence();
+  Json again = SendContribution(c, ContribFrames(q, seq, version(), n, run->chunk_elems, 4, ids_["rogue"], ids_["rogue"].sign_pk), seq);
+  EXPECT_EQ(again.value("verdict", ""), "applied") << again.dump() << Slurp(dir_ / "agg.log");
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+}
+
 // Every refusal is counted and logged with a reason, at each level: a NULL handshake (socket), a
 // non-member's CURVE handshake (ZAP), a message that is not two parts (message), one above the
 // size limit (the connection is dropped: socket), a replayed lease (frame). The status counters
