@@ -34,11 +34,12 @@
 #include <zmq.hpp>
 
 #include "net/identity.h"
-#include "net/pg_codec.h"
+#include "optim/pg_codec.h"
 #include "net/swarm_common.h"
 #include "net/wire.h"
 #include "net/zmq_security.h"
 #include "optim/q8_book.h"
+#include "runtime/random.h"
 #include "runtime/fmt.h"
 #include "runtime/le.h"
 #include "runtime/sysinfo.h"
@@ -127,13 +128,6 @@ Primitives MeasurePrimitives() {
 }
 
 // ---- a realistic pseudo-gradient ----
-
-uint64_t SplitMix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // x[i] ~ N(0, 1) (Irwin-Hall of four uniforms, scaled to unit variance) times a per-256-block
 // scale drawn log-uniformly from [10^lo, 10^(lo + decades)]: gradients differ in size by orders of
@@ -500,7 +494,7 @@ class RawReceiver final : public StreamReceiver {
 
 class ExchangeSender final : public StreamSender {
  public:
-  ExchangeSender(const ChunkPlan& plan, const net::Q8Tensor& q, const Keys& k, uint64_t sequence)
+  ExchangeSender(const ChunkPlan& plan, const optim::Q8Tensor& q, const Keys& k, uint64_t sequence)
       : plan_(plan), q_(q), k_(k), seq_(sequence) {
     payload_.reserve(net::Q8PayloadBytes(plan.chunk));
   }
@@ -545,7 +539,7 @@ class ExchangeSender final : public StreamSender {
 
  private:
   const ChunkPlan& plan_;
-  const net::Q8Tensor& q_;
+  const optim::Q8Tensor& q_;
   const Keys& k_;
   uint64_t seq_;
   std::vector<uint8_t> payload_;  // PackQ8 output, reused
@@ -699,8 +693,8 @@ Result<Json> RunUnchecked(const SwarmBenchOptions& opt) {
   ThreadPool pool(opt.threads);
   std::vector<float> pg(n);  // (n) the pseudo-gradient, later the outer step
   FillPseudoGradient(pool, pg, 1, -4.0, 2.0);
-  auto enc = std::make_unique<net::ErrorFeedbackEncoder>(n);
-  net::Q8Tensor q;
+  auto enc = std::make_unique<optim::ErrorFeedbackEncoder>(n);
+  optim::Q8Tensor q;
   std::vector<uint8_t> rx_codes(n);  // (n) what the receiver assembled
   std::vector<float> rx_absmax(nb);  // (nb)
   std::vector<uint8_t> raw_bytes(frame);
@@ -799,7 +793,7 @@ Result<Json> RunUnchecked(const SwarmBenchOptions& opt) {
   // ---- downlink: the aggregator's outer step, error feedback, UpdateChunk frames ----
   enc.reset();  // its residual's memory goes to the aggregator's encoder
   FillPseudoGradient(pool, pg, 2, -5.0, 2.0);
-  net::ErrorFeedbackEncoder down(n);
+  optim::ErrorFeedbackEncoder down(n);
   auto t = Clock::now();
   down.Encode(pg, q, &pool);
   const double down_encode_s = Since(t);

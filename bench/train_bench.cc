@@ -14,9 +14,8 @@
 #include <sstream>
 
 #include "model/data.h"
-#include "model/finetune.h"
 #include "offload/offload_engine.h"
-#include "optim/adamw.h"
+#include "train/step.h"
 #include "runtime/thread_pool.h"
 
 #ifndef STRATA_SOURCE_DIR
@@ -82,34 +81,28 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
   model::Gpt2& model = *m.value();
   model.InitRandom(1);
   const uint64_t n = model.num_params();
-  std::unique_ptr<offload::OffloadEngine> engine;
-  std::unique_ptr<optim::AdamW8bitState> mem;
-  std::unique_ptr<ThreadPool> pool;
   std::string dir;
+  train::TrainerOptions to;
+  to.optimizer = "adamw8bit";
+  to.beta1 = 0.9;
+  to.beta2 = 0.95;
+  to.eps = 1e-8;
+  to.weight_decay = 0.0;
+  to.offload_ram = opt.offload_ram;
+  to.threads = opt.threads;
   if (offloaded) {
     dir = opt.path + "/strata-bench-train-" + std::to_string(::getpid());
     std::error_code ec;
     fs::remove_all(dir, ec);
-    offload::OffloadOptions oo;
-    oo.layout = offload::Layout::kQ8MasterMV;
-    oo.chunk_params = static_cast<uint32_t>(std::clamp<uint64_t>((n / 16 + 65535) / 65536 * 65536, 65536, 1 << 20));
-    oo.ram_budget = opt.offload_ram;
-    oo.threads = 1;
-    const float* p = model.params().data();
-    const uint32_t chunk = oo.chunk_params;
-    auto e = offload::OffloadEngine::Create(dir, n, offload::StateHyper{0.9, 0.95, 1e-8, 0.0}, oo,
-                                            [&](uint64_t c, std::span<float> master) {
-                                              std::memcpy(master.data(), p + c * chunk, master.size() * 4);
-                                            });
-    if (!e.ok()) return Status(e.status().code(), "--path " + opt.path + ": " + e.status().message());
-    engine = std::move(e).value();
-  } else {
-    mem = std::make_unique<optim::AdamW8bitState>(static_cast<int64_t>(n));
-    pool = std::make_unique<ThreadPool>(opt.threads);
+    to.offload = train::OffloadMode::kNvme;
+    to.state_dir = dir;
   }
+  auto t = train::Trainer::Create(model, to);
+  if (!t.ok()) return Status(t.status().code(), "--path " + opt.path + ": " + t.status().message());
+  std::unique_ptr<train::Trainer> trainer = std::move(t).value();
+  offload::OffloadEngine* engine = trainer->engine();
   const auto batches = Batches(s, opt.warmup + opt.steps);
   std::vector<double> times;
-  optim::AdamWConfig acfg{1e-4, 0.9, 0.95, 1e-8, 0.0};
   uint64_t io0 = 0;
   double wait0 = 0, io_t0 = 0;
   Status st;
@@ -121,13 +114,11 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
       io_t0 = Now();
     }
     const double t0 = Now();
-    Result<float> loss = engine ? model::ForwardBackwardOffloaded(model, *engine, batches[i], 1e-4, nullptr, i + 1)
-                                : model::ForwardBackward(model, batches[i], nullptr, i + 1);
+    Result<float> loss = trainer->Step(batches[i], 1e-4);
     if (!loss.ok()) {
       st = loss.status();
       break;
     }
-    st = engine ? engine->EndStep() : mem->Step(acfg, model.params(), model.grads(), pool.get());
     if (i >= opt.warmup) times.push_back(Now() - t0);
     if (i == 0) r.first_loss = loss.value();
     r.last_loss = loss.value();
@@ -137,13 +128,11 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
     r.io_bytes_per_step = (x.bytes_read + x.bytes_written - io0) / std::max(1, opt.steps);
     r.disk_GBps = static_cast<double>(x.bytes_read + x.bytes_written - io0) / (Now() - io_t0) / 1e9;
     r.grad_wait_seconds = (x.grad_wait_seconds - wait0) / std::max(1, opt.steps);
-    r.budget = engine->staging_bytes();
-  } else {
-    r.budget = static_cast<uint64_t>(mem->StateBytes());
   }
+  r.budget = trainer->optimizer_bytes();
   r.budget += 2 * n * sizeof(float) + model.activation_bytes();
   r.peak_rss = StatusField("VmHWM:");
-  engine.reset();
+  trainer.reset();
   if (!dir.empty()) {
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -165,10 +154,10 @@ Json RunPeer(const TrainShape& s, const TrainBenchOptions& opt, int threads) {
     py = venv + "/bin/python";
   }
   const std::string script =
-      opt.peer_script.empty() ? std::string(STRATA_SOURCE_DIR) + "/bench/peers/train_peers.py" : opt.peer_script;
+      opt.peer_script.empty() ? std::string(STRATA_SOURCE_DIR) + "/lab/peers/train_peers.py" : opt.peer_script;
   if (!fs::exists(py)) {
     return Json{{"skipped", "no peers venv at " + py +
-                                " (python3 bench/peers/train_peers.py creates it: torch and transformers from pip)"}};
+                                " (python3 lab/peers/train_peers.py creates it: torch and transformers from pip)"}};
   }
   if (!fs::exists(script)) return Json{{"skipped", "peer script " + script + " not found"}};
   char tmpl[] = "/tmp/strata-train-peer-XXXXXX.json";

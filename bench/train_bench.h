@@ -4,7 +4,7 @@
 //   none  the optimizer state in memory, stepped after backward (the baseline);
 //   nvme  the state on disk (O_DIRECT, io_uring), each chunk updated while backward runs on;
 //   torch transformers' GPT2LMHeadModel with torch.optim.AdamW, same shape, batch and threads
-//         (bench/peers/train_peers.py, run from this benchmark when the peers' venv exists).
+//         (lab/peers/train_peers.py, run from this benchmark when the peers' venv exists).
 // and reports tokens/s, the cost of offload (1 - nvme / none), the disk traffic per step, and
 // the peak RSS of the nvme case against its budget (weights, gradients, activations, staging).
 #pragma once
@@ -39,7 +39,7 @@ struct TrainBenchOptions {
   uint64_t offload_ram = uint64_t{64} << 20;
   bool peer = true;  // run the torch peer when its venv exists
   std::string peers_python;  // "" = $STRATA_PEERS_VENV or ~/.cache/strata/peers-venv, bin/python
-  std::string peer_script;   // "" = bench/peers/train_peers.py of this source tree
+  std::string peer_script;   // "" = lab/peers/train_peers.py of this source tree
   bool quiet = false;
 };
 

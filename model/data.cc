@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "runtime/random.h"
 #include "runtime/file_util.h"
 #include "runtime/le.h"
 
@@ -49,13 +50,7 @@ std::string Errno(int e) { return std::string(strerror(e)); }
 // The width of one stored id: 2 bytes when every id fits in 16 bits, else 4.
 uint32_t IdWidth(uint32_t vocab) { return vocab <= 65536 ? 2 : 4; }
 
-// SplitMix64's finalizer: a bijection of 64-bit words that mixes every input bit into every output bit.
-uint64_t Mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+uint64_t Mix64(uint64_t x) { return SplitMix(x); }
 uint64_t Hash2(uint64_t a, uint64_t b) { return Mix64(Mix64(a) ^ b); }
 uint64_t Hash3(uint64_t a, uint64_t b, uint64_t c) { return Mix64(Hash2(a, b) ^ c); }
 double UnitInterval(uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }  // [0, 1)

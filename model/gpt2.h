@@ -55,6 +55,10 @@ struct TensorSpec {
 std::vector<TensorSpec> Gpt2Tensors(const Gpt2Config& cfg);
 // Offset (in floats) of layer l's first tensor; l == n_layer gives ln_f.weight.
 uint64_t Gpt2LayerOffset(const Gpt2Config& cfg, int layer);
+// GPT-2's initialisation (normal(0, 0.02), the residual projections scaled by 1/sqrt(2 n_layer),
+// LayerNorm weights 1, biases 0), a function of the seed alone: every machine draws the same
+// weights. params holds cfg.NumParams() values.
+void InitGpt2Weights(const Gpt2Config& cfg, uint64_t seed, std::span<float> params);
 
 class Gpt2 {
  public:

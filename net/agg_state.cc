@@ -70,17 +70,17 @@ std::string WalHeader(uint64_t run_id, uint64_t first_index) {
 double RmsOf(std::span<const float> x, ThreadPool* pool) {
   const int64_t n = static_cast<int64_t>(x.size());
   if (n == 0) return 0.0;
-  const int64_t nblocks = (n + kOuterReduceBlock - 1) / kOuterReduceBlock;
+  const int64_t nblocks = (n + optim::kOuterReduceBlock - 1) / optim::kOuterReduceBlock;
   std::vector<double> sums(nblocks);
   auto body = [&](int64_t lo, int64_t hi) {
-    for (int64_t s = lo; s < hi; s += kOuterReduceBlock) {
-      const int64_t e = std::min(hi, s + kOuterReduceBlock);
+    for (int64_t s = lo; s < hi; s += optim::kOuterReduceBlock) {
+      const int64_t e = std::min(hi, s + optim::kOuterReduceBlock);
       double acc = 0.0;
       for (int64_t j = s; j < e; ++j) acc += static_cast<double>(x[j]) * static_cast<double>(x[j]);
-      sums[s / kOuterReduceBlock] = acc;
+      sums[s / optim::kOuterReduceBlock] = acc;
     }
   };
-  if (pool) pool->ParallelFor(n, kOuterReduceBlock, body); else body(0, n);
+  if (pool) pool->ParallelFor(n, optim::kOuterReduceBlock, body); else body(0, n);
   double total = 0.0;
   for (double v : sums) total += v;  // inf or nan when some value was not finite
   return std::isfinite(total) ? std::sqrt(total / static_cast<double>(n)) : HUGE_VAL;
@@ -119,7 +119,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
     const uint64_t n = st->cfg_.NumParams();
     st->theta_.assign(n, 0.0f);
     st->step_.assign(n, 0.0f);
-    st->down_ = std::make_unique<ErrorFeedbackEncoder>(n);
+    st->down_ = std::make_unique<optim::ErrorFeedbackEncoder>(n);
     if (Status s = st->LoadSnapshot(snap); !s.ok()) return s;
     st->theta_rms_ = RmsOf(st->theta_, st->pool_.get());
     st->history_first_ = st->outer_.version;
@@ -127,14 +127,13 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
   } else {
     if (cfg.run_id == 0) return Status::InvalidArgument("a new run needs a run id (" + dir + " holds no state)");
     st->cfg_ = cfg;
+    if (Status s = cfg.model.Validate(); !s.ok()) return s;
     const uint64_t n = cfg.NumParams();
-    Result<std::unique_ptr<model::Gpt2>> m = model::Gpt2::Create(cfg.model, 1);
-    if (!m.ok()) return m.status();
-    (*m)->InitRandom(cfg.init_seed);
-    st->theta_.assign((*m)->params().begin(), (*m)->params().end());
+    st->theta_.assign(n, 0.0f);
+    model::InitGpt2Weights(cfg.model, cfg.init_seed, st->theta_);  // theta v0: the run's seed alone
     st->step_.assign(n, 0.0f);
-    st->down_ = std::make_unique<ErrorFeedbackEncoder>(n);
-    st->outer_ = MakeOuterState(n, cfg.outer);
+    st->down_ = std::make_unique<optim::ErrorFeedbackEncoder>(n);
+    st->outer_ = optim::MakeOuterState(n, cfg.outer);
     if (Status s = WriteFileAtomic(run_json, SwarmRunConfigToJson(cfg)); !s.ok()) return s;
     if (Status s = st->Snapshot(); !s.ok()) return s;  // also creates the WAL
   }
@@ -214,7 +213,7 @@ Status AggState::LoadSnapshot(const std::string& path) {
   if (npeers > b.size() || want != b.size())
     return Status::Corruption(path + ": size " + std::to_string(b.size()) + " does not match its header (" +
                               std::to_string(want) + ")");
-  outer_ = OuterState{};
+  outer_ = optim::OuterState{};
   outer_.version = GetU64(p + 16);
   accept_index_ = GetU64(p + 24);
   outer_.rms_sq = GetF64(p + 32);
@@ -336,7 +335,7 @@ Status AggState::ReplayWal() {
     c.delta.absmax.resize(q8::NumBlocks(static_cast<int64_t>(n)));
     if (Status s = UnpackQ8({r + kRecHeaderBytes, Q8PayloadBytes(n)}, n, c.delta.codes, c.delta.absmax); !s.ok())
       return Status::Corruption(path + ": record at offset " + std::to_string(off) + ": " + s.message());
-    DecodeQ8(c.delta, delta, pool_.get());
+    optim::DecodeQ8(c.delta, delta, pool_.get());
     SubmitOutcome o = Plan(c, delta);
     if (o.verdict == SubmitVerdict::kRefused) {
       // Refused as it would be live (a log from before a check existed): counted and skipped. Its
@@ -374,12 +373,12 @@ SubmitOutcome AggState::Plan(const Contribution& c, std::span<const float> delta
   if (c.base_version > outer_.version) return refuse("from_future", versions);
   if (outer_.version - c.base_version > tau_max) return refuse("too_stale", versions);
   if (c.inner_steps == 0) return refuse("zero_inner_steps", "a contribution of 0 inner steps");
-  if (Status s = CheckFinite(delta, "pseudo-gradient"); !s.ok()) return refuse("non_finite", s.message());
+  if (Status s = optim::CheckFinite(delta, "pseudo-gradient"); !s.ok()) return refuse("non_finite", s.message());
 
   // The outer step on a copy of its state: the same code, the same values as the commit will have.
   plan_.outer = outer_;
-  const ContribInfo ci{c.base_version, c.inner_steps};
-  const OuterOutcome oo = OuterAccept(cfg_.outer, plan_.outer, ci, delta, step_, pool_.get());
+  const optim::ContribInfo ci{c.base_version, c.inner_steps};
+  const optim::OuterOutcome oo = optim::OuterAccept(cfg_.outer, plan_.outer, ci, delta, step_, pool_.get());
   o.tau = oo.tau;
   o.upper = oo.upper;
   o.lower = oo.lower;
@@ -387,8 +386,8 @@ SubmitOutcome AggState::Plan(const Contribution& c, std::span<const float> delta
   const std::string hs = cfg_.outer.h_ref ? " (rescaled by h_ref/H = " + std::to_string(cfg_.outer.h_ref) + "/" +
                                                 std::to_string(c.inner_steps) + ")"
                                           : std::string();
-  if (oo.refusal == Refusal::kNonFinite) return refuse("non_finite", "the pseudo-gradient" + hs + " is not finite");
-  if (oo.refusal != Refusal::kNone) return refuse(std::string(RefusalName(oo.refusal)), versions);
+  if (oo.refusal == optim::Refusal::kNonFinite) return refuse("non_finite", "the pseudo-gradient" + hs + " is not finite");
+  if (oo.refusal != optim::Refusal::kNone) return refuse(std::string(optim::RefusalName(oo.refusal)), versions);
   // Bounds on the size of g: against the recent contributions, and against theta itself (which
   // holds from the first contribution on, when there is no running RMS yet).
   if (cfg_.outlier_mult > 0 && outer_.rms_set && outer_.rms_sq > 0 &&
@@ -404,17 +403,17 @@ SubmitOutcome AggState::Plan(const Contribution& c, std::span<const float> delta
   if (oo.step_due) {
     // The rest of the arithmetic, checked value by value: the step, the quantized update with the
     // downlink's error feedback, and theta after it.
-    if (Status s = CheckFinite(step_, "outer step"); !s.ok()) return refuse("non_finite", s.message());
-    if (!plan_.down) plan_.down = std::make_unique<ErrorFeedbackEncoder>(theta_.size());
+    if (Status s = optim::CheckFinite(step_, "outer step"); !s.ok()) return refuse("non_finite", s.message());
+    if (!plan_.down) plan_.down = std::make_unique<optim::ErrorFeedbackEncoder>(theta_.size());
     std::copy(down_->residual().begin(), down_->residual().end(), plan_.down->residual_mut().begin());
     if (Status s = plan_.down->EncodeChecked(step_, plan_.q, pool_.get()); !s.ok())
       return refuse("non_finite", "the quantized outer step: " + s.message());
     plan_.theta.assign(theta_.begin(), theta_.end());
-    ApplyQ8Step(plan_.q, plan_.theta, pool_.get());
+    optim::ApplyQ8Step(plan_.q, plan_.theta, pool_.get());
     plan_.theta_rms = RmsOf(plan_.theta, pool_.get());
     if (!std::isfinite(plan_.theta_rms)) return refuse("non_finite", "theta after the outer step is not finite");
   } else if (!plan_.outer.pending.empty()) {
-    if (Status s = CheckFinite(plan_.outer.pending, "pending outer step"); !s.ok())
+    if (Status s = optim::CheckFinite(plan_.outer.pending, "pending outer step"); !s.ok())
       return refuse("non_finite", s.message());
   }
   plan_.ready = true;
@@ -442,7 +441,7 @@ void AggState::CommitPlan() {
     outer_.version += 1;
     theta_hash_ = ThetaHash(theta_);
     history_.push_back(std::move(plan_.q));
-    plan_.q = Q8Tensor{};
+    plan_.q = optim::Q8Tensor{};
     history_hash_.push_back(theta_hash_);
     while (history_.size() > cfg_.history) {
       history_.pop_front();
@@ -470,20 +469,20 @@ Result<SubmitOutcome> AggState::Prepare(const Contribution& c) {
   if (c.delta.n != n || c.delta.codes.size() != n ||
       c.delta.absmax.size() != static_cast<size_t>(q8::NumBlocks(static_cast<int64_t>(n)))) {
     o.verdict = SubmitVerdict::kRefused;
-    o.code = std::string(RefusalName(Refusal::kWrongShape));
+    o.code = std::string(optim::RefusalName(optim::Refusal::kWrongShape));
     o.reason = "pseudo-gradient has " + std::to_string(c.delta.n) + " elements, the model " + std::to_string(n);
     return o;
   }
   // The block scales as the log's reader will check them (finite, >= 0), so that nothing logged
   // is refused on replay (outer_fuzz found a negative one accepted here and refused by the replay).
-  if (Status s = ValidateQ8Tensor(c.delta, n, "pseudo-gradient"); !s.ok()) {
+  if (Status s = optim::ValidateQ8Tensor(c.delta, n, "pseudo-gradient"); !s.ok()) {
     o.verdict = SubmitVerdict::kRefused;
-    o.code = std::string(RefusalName(Refusal::kNonFinite));
+    o.code = std::string(optim::RefusalName(optim::Refusal::kNonFinite));
     o.reason = o.code + ": " + s.message();
     return o;
   }
   delta_.resize(n);
-  DecodeQ8(c.delta, delta_, pool_.get());
+  optim::DecodeQ8(c.delta, delta_, pool_.get());
   o = Plan(c, delta_);
   if (o.verdict == SubmitVerdict::kRefused) return o;
   // Only what Plan accepted is logged, and it applies: the log and the state never disagree.
@@ -525,7 +524,7 @@ Result<SubmitOutcome> AggState::Submit(const Contribution& c) {
   return done;
 }
 
-const Q8Tensor* AggState::Update(uint64_t v) const {
+const optim::Q8Tensor* AggState::Update(uint64_t v) const {
   if (v < history_first_ || v >= history_first_ + history_.size()) return nullptr;
   return &history_[v - history_first_];
 }

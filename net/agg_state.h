@@ -36,8 +36,8 @@
 #include <string>
 #include <vector>
 
-#include "net/outer.h"
-#include "net/pg_codec.h"
+#include "optim/outer.h"
+#include "optim/pg_codec.h"
 #include "net/run_config.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
@@ -52,7 +52,7 @@ struct Contribution {
   uint64_t base_version = 0;  // the global version the peer's inner steps started from
   uint32_t inner_steps = 0;
   uint64_t tokens = 0;        // tokens the peer trained on for it (for the metrics)
-  Q8Tensor delta;             // theta_start - theta_now, 8-bit blocks as sent
+  optim::Q8Tensor delta;             // theta_start - theta_now, 8-bit blocks as sent
 };
 
 // Why a contribution was not applied. kDuplicate is not an error for an honest peer: it is the
@@ -109,7 +109,7 @@ class AggState {
   std::span<const float> theta() const { return theta_; }
   uint64_t theta_hash() const { return theta_hash_; }    // XXH3-64 of theta's little-endian bytes
   // The quantized update that takes version v to v + 1, if still kept (history).
-  const Q8Tensor* Update(uint64_t v) const;
+  const optim::Q8Tensor* Update(uint64_t v) const;
   uint64_t UpdateHash(uint64_t v) const;  // theta's hash after update v (version v + 1); 0 if not kept
   uint64_t oldest_update() const { return history_first_; }
   const std::map<PeerKey, PeerRecord>& peers() const { return peers_; }
@@ -140,10 +140,10 @@ class AggState {
     SubmitOutcome outcome;
     PeerKey peer{};
     uint64_t sequence = 0, tokens = 0;
-    OuterState outer;                             // the outer state after it
+    optim::OuterState outer;                             // the outer state after it
     bool step_due = false;
-    Q8Tensor q;                                   // the update every replica applies
-    std::unique_ptr<ErrorFeedbackEncoder> down;   // the downlink residual after it
+    optim::Q8Tensor q;                                   // the update every replica applies
+    std::unique_ptr<optim::ErrorFeedbackEncoder> down;   // the downlink residual after it
     std::vector<float> theta;                     // theta after it (when step_due)
     double theta_rms = 0;
   };
@@ -151,8 +151,8 @@ class AggState {
   SwarmRunConfig cfg_;
   std::string dir_;
   std::vector<float> theta_;
-  OuterState outer_;
-  std::unique_ptr<ErrorFeedbackEncoder> down_;  // the downlink quantizer's residual
+  optim::OuterState outer_;
+  std::unique_ptr<optim::ErrorFeedbackEncoder> down_;  // the downlink quantizer's residual
   std::vector<float> step_;                     // scratch
   std::vector<float> delta_;                    // scratch: the decoded contribution
   Planned plan_;
@@ -160,7 +160,7 @@ class AggState {
   uint64_t theta_hash_ = 0;
   uint64_t accept_index_ = 0;  // contributions accepted, in all (the WAL's record index)
   std::map<PeerKey, PeerRecord> peers_;
-  std::deque<Q8Tensor> history_;  // updates history_first_ .. version-1
+  std::deque<optim::Q8Tensor> history_;  // updates history_first_ .. version-1
   std::deque<uint64_t> history_hash_;  // theta's hash after each of them
   uint64_t history_first_ = 0;
   uint64_t last_snapshot_version_ = 0;

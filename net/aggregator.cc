@@ -61,7 +61,7 @@ struct Partial {
   uint64_t sequence = 0, base_version = 0, tokens = 0;
   uint32_t inner_steps = 0, chunk_count = 0, received = 0;
   std::vector<uint8_t> have;  // per chunk
-  Q8Tensor q;
+  optim::Q8Tensor q;
 };
 
 // A completed upload on its way through the applier (net/agg_state.h: Prepare on the worker,
@@ -724,7 +724,7 @@ void Server::OnFetchUpdates(zmq::message_t& rid, const FrameView& f) {
     Refuse(rid, &who, "up_to_date", "no update after version " + std::to_string(v), 0, false);
     return;
   }
-  const Q8Tensor* q = st_->Update(v);
+  const optim::Q8Tensor* q = st_->Update(v);
   if (!q) {
     Refuse(rid, &who, "behind",
            "update " + std::to_string(v) + " is no longer kept (oldest " + std::to_string(st_->oldest_update()) +

@@ -35,7 +35,7 @@ std::string SwarmRunConfigToJson(const SwarmRunConfig& c) {
                 {"n_ctx", c.model.n_ctx},     {"vocab", c.model.vocab},   {"ln_eps", c.model.ln_eps}};
   j["init_seed"] = c.init_seed;
   j["tokenizer"] = c.tokenizer;
-  const OuterConfig& o = c.outer;
+  const optim::OuterConfig& o = c.outer;
   j["outer"] = {{"eta", o.eta},          {"mu", o.mu},
                 {"a", o.a},              {"upper_mult", o.upper_mult},
                 {"lower_mult", o.lower_mult}, {"rms_beta", o.rms_beta},

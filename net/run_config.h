@@ -7,7 +7,7 @@
 #include <string>
 
 #include "model/gpt2.h"
-#include "net/outer.h"
+#include "optim/outer.h"
 #include "runtime/status.h"
 
 namespace strata::net {
@@ -17,7 +17,7 @@ struct SwarmRunConfig {
   model::Gpt2Config model;      // the built-in model's shape (vocab from the tokenizer)
   uint64_t init_seed = 1;       // theta at version 0 = Gpt2::InitRandom(init_seed)
   std::string tokenizer = "byte";
-  OuterConfig outer;            // Bi²Clip + Nesterov (net/outer.h)
+  optim::OuterConfig outer;            // Bi²Clip + Nesterov (net/outer.h)
   uint32_t chunk_elems = 1u << 20;  // elements per wire chunk; a multiple of 256
   uint32_t history = 16;        // outer updates kept for peers that are behind (then: whole theta)
   uint32_t snapshot_every = 25; // versions between snapshots of the aggregator's state

@@ -191,6 +191,7 @@ struct OffloadEngine::Impl {
   std::atomic<bool> accepting{false};
   std::unique_ptr<std::atomic<uint8_t>[]> submitted;  // one flag per chunk, allocated once
   std::atomic<uint64_t> n_submitted{0};
+  uint64_t ready_below = 0;  // SubmitReadyFrom: chunks >= this were handed in (caller thread)
 
   mutable std::mutex stats_mu;
   OffloadStats stats;
@@ -234,9 +235,9 @@ struct OffloadEngine::Impl {
     pool = std::make_unique<ThreadPool>(opt.threads);
     tracer = opt.tracer;
     if (tracer) {
-      tracer->SetTrackName(1, "offload: compute (verify, update, seal)");
-      tracer->SetTrackName(2, "offload: commit");
-      for (size_t i = 0; i < nbuf; ++i) tracer->SetTrackName(100 + static_cast<int>(i), "staging buffer " + std::to_string(i));
+      tracer->SetTrackName(trace_track::kOffloadCommit, "offload: commit");
+      for (size_t i = 0; i < nbuf; ++i)
+        tracer->SetTrackName(trace_track::kStagingBuffer + static_cast<int>(i), "staging buffer " + std::to_string(i));
     }
 
     const int dfd = ::dup(backend->event_fd());
@@ -472,7 +473,7 @@ struct OffloadEngine::Impl {
         if (renamed) committed = step;
         if (renamed && !st.ok()) SetBroken(st);
       }
-      Trace("commit", 2, t0, NowSeconds(), n);
+      Trace("commit", trace_track::kOffloadCommit, t0, NowSeconds(), n);
     }
     if (queue) {
       std::lock_guard<std::mutex> lk(stats_mu);
@@ -486,7 +487,7 @@ struct OffloadEngine::Impl {
     uint8_t* buf = staging + static_cast<size_t>(b) * slot_bytes;
     const uint32_t n = geo.chunk_len(c);
     const uint64_t len = AlignUp(kSlotHeaderBytes + Geometry::PayloadBytes(geo.layout, n), kAlign);
-    const int track = 100 + b;
+    const int track = trace_track::kStagingBuffer + b;
     const uint32_t read_slot = static_cast<uint32_t>((mode == Mode::kVerify ? step : step + 1) % 2);
     const uint32_t write_slot = static_cast<uint32_t>(step % 2);
     Status st;
@@ -613,6 +614,7 @@ struct OffloadEngine::Impl {
     const uint64_t n = geo.n_chunks();
     for (uint64_t c = 0; c < n; ++c) submitted[c] = 0;
     n_submitted = 0;
+    ready_below = n;
     step_promise = std::promise<Status>();
     step_future = step_promise.get_future();
     step_active = true;
@@ -834,6 +836,27 @@ Status OffloadEngine::SubmitGradient(uint64_t chunk, std::span<const float> grad
   const uint64_t p = I.pass.load();
   asio::post(I.io, [&I, p, chunk, grad, weights] { I.OnGradient(p, chunk, grad, weights); });
   return Status::Ok();
+}
+
+Status OffloadEngine::SubmitReadyFrom(uint64_t lo, std::span<const float> grads, std::span<float> weights) {
+  Impl& I = *impl_;
+  const Geometry& g = I.geo;
+  if (grads.size() != g.n_params)
+    return Status::InvalidArgument("SubmitReadyFrom: gradients of " + std::to_string(grads.size()) + " values, want " +
+                                   std::to_string(g.n_params));
+  if (!weights.empty() && weights.size() != g.n_params)
+    return Status::InvalidArgument("SubmitReadyFrom: weights of " + std::to_string(weights.size()) + " values, want " +
+                                   std::to_string(g.n_params));
+  Status first;
+  while (I.ready_below > 0 && g.chunk_begin(I.ready_below - 1) >= lo) {
+    const uint64_t c = --I.ready_below;
+    if (I.submitted[c].load()) continue;  // handed in by SubmitGradient
+    const uint64_t b = g.chunk_begin(c);
+    const uint32_t len = g.chunk_len(c);
+    Status s = SubmitGradient(c, grads.subspan(b, len), weights.empty() ? weights : weights.subspan(b, len));
+    if (!s.ok() && first.ok()) first = std::move(s);
+  }
+  return first;
 }
 
 Status OffloadEngine::EndStep() { return impl_->EndPass(); }

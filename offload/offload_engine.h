@@ -97,6 +97,10 @@ class OffloadEngine {
   // for layouts without master weights, the chunk's weights, updated in place. Both spans must
   // stay valid until on_done for this chunk has returned, or EndStep has returned.
   [[nodiscard]] Status SubmitGradient(uint64_t chunk, std::span<const float> grad, std::span<float> weights = {});
+  // Hands in, last chunk first, every chunk not yet handed in this step that lies wholly at or
+  // above parameter offset lo: backward calls it each time the gradients of [lo, n_params) are
+  // final. `grads` (and `weights`, for layouts without master weights) span the whole model.
+  [[nodiscard]] Status SubmitReadyFrom(uint64_t lo, std::span<const float> grads, std::span<float> weights = {});
   // Waits until every chunk is written and durable, then commits the step. On any error nothing
   // is committed: the directory still opens at the previous step, and BeginStep may retry. With
   // a layout without master weights, the caller's weights of chunks whose on_done already ran

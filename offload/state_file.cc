@@ -74,7 +74,7 @@ Status Geometry::Validate() const {
 }
 
 uint32_t Geometry::chunk_len(uint64_t c) const {
-  const uint64_t begin = c * chunk_params;
+  const uint64_t begin = chunk_begin(c);
   return static_cast<uint32_t>(std::min<uint64_t>(chunk_params, n_params - begin));
 }
 

@@ -57,6 +57,7 @@ struct Geometry {
 
   [[nodiscard]] Status Validate() const;
   uint64_t n_chunks() const { return (n_params + chunk_params - 1) / chunk_params; }
+  uint64_t chunk_begin(uint64_t c) const { return c * chunk_params; }  // its first parameter
   uint32_t chunk_len(uint64_t c) const;  // the last chunk may be partial
   static uint64_t PayloadBytes(Layout layout, uint64_t n);
   // Header + payload of a full chunk, rounded up to 4 KiB; every slot has this size.

@@ -25,6 +25,13 @@
 
 namespace strata {
 
+// Every track id strata writes, in one table: two writers never share a track (and so a label).
+namespace trace_track {
+inline constexpr int kTrain = 1;           // train/: forward, backward, the end of a step
+inline constexpr int kOffloadCommit = 2;   // offload/: the commit of a step (fdatasync, manifest)
+inline constexpr int kStagingBuffer = 100;  // offload/: + i, the life of staging buffer i
+}  // namespace trace_track
+
 class Tracer {
  public:
   using Arg = std::pair<const char*, int64_t>;

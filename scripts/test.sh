@@ -4,7 +4,7 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/): every test but the fuzz
 #      entries (libFuzzer builds its own sanitized binary); the processes the tests spawn (the
 #      strata binary, the crash children) are sanitized too.
-#   3. ThreadSanitizer (build-tsan/): the tests of runtime/, offload/ and net/ but one (tsan_exclude; the threads,
+#   3. ThreadSanitizer (build-tsan/): the tests of runtime/, offload/, net/ and train/step but one (tsan_exclude; the threads,
 #      the io_uring engine, the swarm's sockets), and the command-line tests of those modules.
 # Every part runs even when an earlier one failed; a summary at the end gives each part's result
 # and wall time, and the exit status is 0 only when all of them passed.
@@ -74,7 +74,7 @@ TSAN_OPTS="halt_on_error=1:second_deadlock_stack=1:history_size=4"
 # command-line tests of the offload engine and the swarm.
 tsan_regex() {
   local suites
-  suites=$(grep -ho '^\(TYPED_\)\?TEST\(_F\|_P\)\?( *[A-Za-z0-9_]*' tests/runtime/*.cc tests/offload/*.cc tests/net/*.cc |
+  suites=$(grep -ho '^\(TYPED_\)\?TEST\(_F\|_P\)\?( *[A-Za-z0-9_]*' tests/runtime/*.cc tests/offload/*.cc tests/net/*.cc tests/train/step_test.cc |
     sed 's/.*( *//' | sort -u | paste -sd'|')
   printf '^(([A-Za-z0-9_]+/)?(%s)\\.|cli\\.(inspect|swarm)$)' "$suites"
 }

@@ -18,7 +18,7 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code) {
       "train",
       "CPU training throughput (tokens/s) of the built-in model: full steps (forward, backward,\n"
       "8-bit AdamW) with the optimizer state in memory and on disk (updated during backward), and\n"
-      "transformers + torch on the same shape, batch and threads (bench/peers/train_peers.py, when\n"
+      "transformers + torch on the same shape, batch and threads (lab/peers/train_peers.py, when\n"
       "the peers' venv exists). Shapes: default (the `strata finetune` model) and gpt2-small-layers\n"
       "(two GPT-2 small layers over a byte vocabulary).\n"
       "Example: strata bench train --json train.json");

@@ -6,12 +6,11 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "model/checkpoint.h"
-#include "model/finetune.h"
+#include "train/finetune.h"
 #include "model/gpt2.h"
 #include "model/safetensors.h"
 #include "tools/commands.h"
@@ -20,28 +19,18 @@ namespace strata::tools {
 namespace {
 
 struct FinetuneFlags {
-  model::FinetuneOptions opt;
-  std::string config;
+  train::FinetuneOptions opt;
   std::string offload = "nvme";
   bool no_progress = false;
   bool buffered = false;
 };
 
-void OnStopSignal(int) { model::g_stop_requested.store(true); }
+void OnStopSignal(int) { train::g_stop_requested.store(true); }
 
 int RunFinetuneCommand(FinetuneFlags& f) {
-  model::FinetuneOptions& o = f.opt;
-  if (f.offload == "none") {
-    o.offload = model::OffloadMode::kNone;
-  } else if (f.offload == "ram") {
-    o.offload = model::OffloadMode::kRam;
-  } else if (f.offload == "nvme") {
-    o.offload = model::OffloadMode::kNvme;
-  } else if (f.offload.rfind("nvme:", 0) == 0 && f.offload.size() > 5) {
-    o.offload = model::OffloadMode::kNvme;
-    o.offload_dir = f.offload.substr(5);
-  } else {
-    std::fprintf(stderr, "strata finetune: --offload %s: want none, ram, nvme or nvme:DIR\n", f.offload.c_str());
+  train::FinetuneOptions& o = f.opt;
+  if (Status s = train::ParseOffload(f.offload, "--offload", &o.offload, &o.offload_dir); !s.ok()) {
+    std::fprintf(stderr, "strata finetune: %s\n", s.message().c_str());
     return 2;
   }
   o.progress = !f.no_progress;
@@ -54,12 +43,12 @@ int RunFinetuneCommand(FinetuneFlags& f) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  auto r = model::RunFinetune(o);
+  auto r = train::RunFinetune(o);
   if (!r.ok()) {
     std::fprintf(stderr, "strata finetune: %s\n", r.status().ToString().c_str());
     return 1;
   }
-  const model::FinetuneResult& res = r.value();
+  const train::FinetuneResult& res = r.value();
   if (!o.quiet) {
     const double ratio = res.first_val_loss > 0 ? res.last_val_loss / res.first_val_loss : 0;
     std::fprintf(stderr,
@@ -75,9 +64,9 @@ int RunFinetuneCommand(FinetuneFlags& f) {
                  res.first_val_loss, res.last_val_loss, 100 * ratio, res.tokens_per_s,
                  res.peak_rss_bytes / 1048576.0, res.budget_bytes / 1048576.0, res.out.c_str(), res.out.c_str(),
                  res.out.c_str(), res.out.c_str());
-    if (o.offload != model::OffloadMode::kNone) {
+    if (o.offload != train::OffloadMode::kNone) {
       std::fprintf(stderr, "  state:      %s%s\n", res.state_dir.c_str(),
-                   o.offload == model::OffloadMode::kRam ? " (in memory until removed: rm -r it when done)" : "");
+                   o.offload == train::OffloadMode::kRam ? " (in memory until removed: rm -r it when done)" : "");
       std::fprintf(stderr, "  resume:     strata finetune --resume --out %s\n", res.out.c_str());
     }
   }
@@ -127,57 +116,9 @@ int RunEval(const EvalFlags& f) {
 
 }  // namespace
 
-Result<std::vector<std::string>> ExpandConfigFiles(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  std::set<std::string> explicit_flags;
-  for (const std::string& a : args) {
-    if (a.rfind("--", 0) == 0 && a != "--config") explicit_flags.insert(a.substr(0, a.find('=')));
-  }
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string path;
-    if (args[i] == "--config" && i + 1 < args.size()) {
-      path = args[++i];
-    } else if (args[i].rfind("--config=", 0) == 0) {
-      path = args[i].substr(9);
-    } else {
-      out.push_back(args[i]);
-      continue;
-    }
-    std::ifstream in(path);
-    if (!in) return Status::NotFound("--config " + path + ": cannot read the file");
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-      auto trim = [](std::string x) {
-        const size_t b = x.find_first_not_of(" \t\r"), e = x.find_last_not_of(" \t\r");
-        return b == std::string::npos ? std::string() : x.substr(b, e - b + 1);
-      };
-      line = trim(line);
-      if (line.empty() || line[0] == '#' || line[0] == '[') continue;
-      const size_t eq = line.find('=');
-      if (eq == std::string::npos) {
-        return Status::InvalidArgument("--config " + path + " line " + std::to_string(n) + ": expected key = value");
-      }
-      std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
-      if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
-        value = value.substr(1, value.size() - 2);
-      }
-      std::replace(key.begin(), key.end(), '_', '-');
-      const std::string flag = "--" + key;
-      if (explicit_flags.count(flag)) continue;  // the command line wins
-      if (value == "true") {
-        out.push_back(flag);
-      } else if (value != "false") {
-        out.push_back(flag);
-        out.push_back(value);
-      }
-    }
-  }
-  return out;
-}
-
 void AddFinetuneCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<FinetuneFlags>();
-  model::FinetuneOptions& o = flags->opt;
+  train::FinetuneOptions& o = flags->opt;
   auto* cmd = app.add_subcommand(
       "finetune",
       "Fine-tune (or train from scratch) the built-in GPT-2 model on text, with the optimizer state\n"
@@ -195,11 +136,8 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
       "  strata finetune --data notes/ --steps 2000 --out runs/notes\n"
       "  strata finetune --init gpt2/ --tokenizer gpt2/ --data book.txt --seq 256 --batch 4 --lr 1e-4 \\\n"
       "      --offload nvme:/mnt/nvme/state --out runs/book\n"
-      "  strata finetune --resume --out runs/book");
-  // Expanded before parsing (ExpandConfigFiles); declared here for --help.
-  cmd->add_option("--config", flags->config,
-                  "Read flags from FILE: one 'key = value' per line, keys are the long flag names (steps = 2000, "
-                  "offload = \"ram\", resume = true); flags on the command line win");
+      "  strata finetune --resume --out runs/book\n"
+      "  strata --config book.toml finetune      (flags from [finetune] in book.toml)");
   cmd->add_option("--init", o.init,
                   "Start from a checkpoint: a folder with model.safetensors (+ config.json), or a .safetensors "
                   "file; or 'new' for a fresh model sized by --layers/--heads/--width/--context")

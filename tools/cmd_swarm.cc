@@ -14,7 +14,7 @@
 
 #include "net/aggregator.h"
 #include "net/identity.h"
-#include "net/peer.h"
+#include "train/swarm_peer.h"
 #include "net/swarm_common.h"
 #include "tools/commands.h"
 
@@ -25,7 +25,7 @@ using Json = nlohmann::ordered_json;
 
 void OnStop(int) {
   net::g_aggregator_stop.store(true);
-  net::g_peer_stop.store(true);
+  train::g_peer_stop.store(true);
 }
 
 void OnReload(int) { net::g_aggregator_reload.store(true); }
@@ -147,9 +147,15 @@ int RunServe(ServeFlags& f) {
   return 0;
 }
 
-int RunJoin(const net::PeerOptions& o) {
+struct JoinFlags {
+  train::PeerOptions opt;
+  std::string offload = "none";
+  bool buffered = false;
+};
+
+int RunJoin(const train::PeerOptions& o) {
   InstallStopHandlers();
-  Result<net::PeerReport> r = net::RunPeer(o);
+  Result<train::PeerReport> r = train::RunPeer(o);
   if (!r.ok()) {
     std::fprintf(stderr, "strata swarm join: %s\n", r.status().ToString().c_str());
     return 1;
@@ -324,7 +330,8 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
     *exit_code = RunServe(*sf);
   });
 
-  auto jo = std::make_shared<net::PeerOptions>();
+  auto jf = std::make_shared<JoinFlags>();
+  train::PeerOptions* jo = &jf->opt;
   CLI::App* jn = swarm->add_subcommand("join", "Run a peer: train on your data, contribute, follow the global model.");
   jn->add_option("--key", jo->key, "This peer's identity file")->required();
   jn->add_option("--server", jo->server, "The aggregator, tcp://HOST:PORT")->required();
@@ -341,6 +348,21 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   jn->add_option("--lr", jo->lr, "Inner learning rate")->capture_default_str();
   jn->add_option("--beta2", jo->beta2, "Inner AdamW beta2")->capture_default_str();
   jn->add_option("--warmup", jo->warmup, "Inner warm-up steps")->capture_default_str();
+  jn->add_option("--lr-decay-steps", jo->decay_steps,
+                 "Cosine decay of the inner lr to lr * --min-lr-ratio at this inner step (0: constant after the warm-up)")
+      ->capture_default_str();
+  jn->add_option("--min-lr-ratio", jo->min_lr_ratio, "Where the cosine decay ends, as a fraction of --lr")
+      ->capture_default_str();
+  jn->add_option("--offload", jf->offload,
+                 "Inner optimizer state: none (memory) | ram | nvme (OUT/state) | nvme:DIR; a state directory is "
+                 "reopened when the peer comes back, keeping its moments")
+      ->capture_default_str();
+  jn->add_option("--offload-ram", jo->offload_ram, "Staging memory for the offloaded state, e.g. 64MiB")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  jn->add_option("--chunk", jo->chunk_params, "Parameters per offload chunk (0 = about 1/16 of the model, at most 1 Mi)")
+      ->capture_default_str();
+  jn->add_flag("--buffered", jf->buffered, "Offloaded state through the page cache instead of O_DIRECT");
   jn->add_option("--batch", jo->batch, "Sequences per inner step")->capture_default_str();
   jn->add_option("--seq", jo->seq, "Tokens per sequence")->capture_default_str();
   jn->add_option("--threads", jo->threads, "Compute threads")->capture_default_str();
@@ -357,7 +379,15 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   jn->add_option("--out", jo->out, "Folder for metrics.jsonl");
   jn->add_flag("--quiet", jo->quiet, "No messages on stderr");
   jn->add_flag("--verbose", jo->verbose, "A line for every resend and re-request");
-  jn->callback([jo, exit_code] { *exit_code = RunJoin(*jo); });
+  jn->callback([jf, exit_code] {
+    if (Status st = train::ParseOffload(jf->offload, "--offload", &jf->opt.offload, &jf->opt.offload_dir); !st.ok()) {
+      std::fprintf(stderr, "strata swarm join: %s\n", st.message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    jf->opt.direct_io = !jf->buffered;
+    *exit_code = RunJoin(jf->opt);
+  });
 
   auto tf = std::make_shared<StatusFlags>();
   CLI::App* st = swarm->add_subcommand("status", "Show an aggregator's peers, versions, speed, staleness and refusals.");

@@ -24,9 +24,6 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code);
 void AddBenchSwarmCommand(CLI::App& bench, int* exit_code);
 // Registers `strata inspect`.
 void AddInspectCommand(CLI::App& app, int* exit_code);
-// Replaces `--config FILE` in a command line by the flags the file sets (`key = value` lines;
-// `true` / `false` for switches); a flag given on the command line wins over the file.
-[[nodiscard]] Result<std::vector<std::string>> ExpandConfigFiles(const std::vector<std::string>& args);
 // Registers `strata finetune` and `strata eval`.
 void AddFinetuneCommand(CLI::App& app, int* exit_code);
 // Registers `strata swarm keygen|members|serve|join|status`.

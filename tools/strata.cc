@@ -1,8 +1,6 @@
 // strata: a trainer for people with more model than hardware.
 #include <cstdio>
 #include <exception>
-#include <string>
-#include <vector>
 
 #include "tools/commands.h"
 
@@ -20,16 +18,15 @@ int main(int argc, char** argv) {
   strata::tools::AddSwarmCommand(app, &exit_code);
   strata::tools::AddInspectCommand(app, &exit_code);
   strata::tools::AddInfoCommand(app, &exit_code);
-  // --config FILE becomes the flags it holds, before CLI11 sees the command line.
-  auto expanded = strata::tools::ExpandConfigFiles(std::vector<std::string>(argv + 1, argv + argc));
-  if (!expanded.ok()) {
-    std::fprintf(stderr, "strata: %s\n", expanded.status().ToString().c_str());
-    return 2;
-  }
-  std::vector<char*> args{argv[0]};
-  for (std::string& a : expanded.value()) args.push_back(a.data());
+  // CLI11's own config files: `strata --config run.toml finetune ...`, a [COMMAND] section per
+  // command; a key that names no flag is refused, naming it.
+  app.set_config("--config", "",
+                 "Read flags from a TOML file before the command: a section per command ([finetune],\n"
+                 "[swarm.join], ...), the long flag names as keys (steps = 2000, offload = \"ram\",\n"
+                 "resume = true); flags on the command line win");
+  app.allow_config_extras(CLI::config_extras_mode::error);
   try {
-    app.parse(static_cast<int>(args.size()), args.data());
+    app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

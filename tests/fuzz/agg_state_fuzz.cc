@@ -81,7 +81,7 @@ void OpenOne(std::string_view snapshot, const std::string_view* wal) {
   c.inner_steps = 3;
   c.tokens = 64;
   std::vector<float> delta(n, 1e-3f);
-  ErrorFeedbackEncoder(n).Encode(delta, c.delta);
+  strata::optim::ErrorFeedbackEncoder(n).Encode(delta, c.delta);
   auto out = (*b)->Submit(c);
   STRATA_FUZZ_CHECK(out.ok());
   strata::fuzz::Accept();

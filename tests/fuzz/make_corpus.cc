@@ -24,7 +24,7 @@
 #include "model/safetensors.h"
 #include "net/agg_state.h"
 #include "net/identity.h"
-#include "net/pg_codec.h"
+#include "optim/pg_codec.h"
 #include "offload/state_file.h"
 #include "runtime/le.h"
 #include "tests/fuzz/fixtures.h"
@@ -361,7 +361,7 @@ strata::net::Contribution Contribution(uint64_t n, uint64_t i, uint64_t base_ver
   c.tokens = 256;
   std::vector<float> delta(n);
   for (uint64_t k = 0; k < n; ++k) delta[k] = 1e-3f * std::sin(static_cast<float>(k * 7 + i));
-  strata::net::ErrorFeedbackEncoder(n).Encode(delta, c.delta);
+  strata::optim::ErrorFeedbackEncoder(n).Encode(delta, c.delta);
   return c;
 }
 

@@ -1,5 +1,5 @@
 // libFuzzer target for the outer step's refusal path (net/agg_state.h: Prepare's checks and dry
-// run, net/outer.h): random outer configs and random decoded contributions, block scales included
+// run, optim/outer.h): random outer configs and random decoded contributions, block scales included
 // (NaN, infinities, FLT_MAX, denormals, zero), must never abort the aggregator, never make theta
 // or its state non-finite, and whatever reaches the log must apply on replay (replay_refused() is
 // 0 and the replayed theta equals the live one). Build and run: tests/fuzz/README.md.
@@ -42,7 +42,7 @@ SwarmRunConfig ConfigFrom(const uint8_t* c) {
   cfg.model.n_embd = 8;  // 1 056 parameters: five q8 blocks, the last one partial
   cfg.model.n_ctx = 8;
   cfg.model.vocab = 13;
-  OuterConfig& o = cfg.outer;
+  strata::optim::OuterConfig& o = cfg.outer;
   o.clip = c[0] & 1;
   o.nesterov = c[0] & 2;
   o.h_ref = (c[0] & 4) ? c[1] : 0;

@@ -25,12 +25,12 @@ SOURCES[hf_tokenizer]="model/tokenizer.cc runtime/status.cc"
 LIBS[hf_tokenizer]="-lpcre2-8"
 SOURCES[gpt2_tokenizer]="${SOURCES[hf_tokenizer]}"
 LIBS[gpt2_tokenizer]="${LIBS[hf_tokenizer]}"
-SOURCES[model_config]="model/checkpoint.cc model/safetensors.cc model/gpt2.cc runtime/status.cc runtime/file_util.cc
+SOURCES[model_config]="model/checkpoint.cc model/safetensors.cc model/gpt2.cc model/gpt2_config.cc runtime/status.cc runtime/file_util.cc
   runtime/thread_pool.cc runtime/cpu_features.cc"
 LIBS[model_config]="-lxxhash -lpthread"
 SOURCES[membership]="net/identity.cc runtime/status.cc runtime/file_util.cc"
 LIBS[membership]="-lsodium -lxxhash"
-SOURCES[agg_state]="net/agg_state.cc net/run_config.cc net/outer.cc net/pg_codec.cc net/wire.cc model/gpt2.cc
+SOURCES[agg_state]="net/agg_state.cc net/run_config.cc optim/outer.cc optim/pg_codec.cc net/wire.cc model/gpt2_config.cc
   optim/q8_book.cc optim/q8_codec.cc optim/q8_codec_avx2.cc optim/q8_codec_avx512.cc runtime/status.cc
   runtime/file_util.cc runtime/thread_pool.cc runtime/cpu_features.cc"
 LIBS[agg_state]="-lxxhash -lsodium -lcrypto -lpthread"

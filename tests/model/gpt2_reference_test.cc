@@ -1,4 +1,4 @@
-// The model against the reference implementation: bench/peers/gpt2_reference.py built a random
+// The model against the reference implementation: lab/peers/gpt2_reference.py built a random
 // GPT2LMHeadModel in transformers (eager attention, fp32), saved it with save_pretrained, and
 // wrote logits, loss and every parameter gradient for fixed token batches. strata loads the same
 // checkpoint and must match: logits and loss within 1e-4 relative, gradients within 1e-3.

@@ -2,7 +2,7 @@
 // every dtype in awkward shapes, one named corruption case for every check the reader makes,
 // truncation at every length and every flipped byte, the writer's refusals, and a file written
 // by the Hugging Face `safetensors` package (tests/data/safetensors/python_fixture.safetensors,
-// made by bench/peers/make_safetensors_fixture.py).
+// made by lab/peers/make_safetensors_fixture.py).
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -651,7 +651,7 @@ TEST(SafetensorsCorrupt, EveryFlippedByte) {
 
 std::string FixturePath() { return std::string(STRATA_TEST_DATA_DIR) + "/safetensors/python_fixture.safetensors"; }
 
-// The same table as EXPECTED in bench/peers/make_safetensors_fixture.py.
+// The same table as EXPECTED in lab/peers/make_safetensors_fixture.py.
 struct Want {
   std::string name;
   DType dtype;
@@ -725,7 +725,7 @@ TEST(SafetensorsPeer, ReadsTheFilePythonWroteExactly) {
 }
 
 // strata writing the peer's tensors in the peer's order reproduces its data buffer byte for byte
-// (bench/peers/make_safetensors_fixture.py --check confirms the package reads such a file).
+// (lab/peers/make_safetensors_fixture.py --check confirms the package reads such a file).
 TEST(SafetensorsPeer, RewritingTheFileKeepsItsDataBuffer) {
   auto f = SafetensorsFile::Open(FixturePath());
   ASSERT_TRUE(f.ok()) << f.status();

@@ -17,7 +17,7 @@
 
 #include <gtest/gtest.h>
 
-#include "net/pg_codec.h"
+#include "optim/pg_codec.h"
 #include "net/wire.h"
 #include "optim/q8_book.h"
 #include <xxhash.h>
@@ -60,7 +60,7 @@ Contribution MakeContribution(uint64_t n, uint64_t i, uint64_t base_version, uin
   c.base_version = base_version;
   c.inner_steps = 5;
   c.tokens = 640;
-  ErrorFeedbackEncoder ef(n);
+  optim::ErrorFeedbackEncoder ef(n);
   ef.Encode(delta, c.delta);
   return c;
 }
@@ -105,9 +105,9 @@ TEST(AggState, AppliesUpdatesThatReplicasRebuildBitForBit) {
     auto o = st.Submit(MakeContribution(n, i, st.version()));
     ASSERT_TRUE(o.ok()) << o.status();
     ASSERT_EQ(o->verdict, SubmitVerdict::kApplied) << o->reason;
-    const Q8Tensor* q = st.Update(st.version() - 1);
+    const optim::Q8Tensor* q = st.Update(st.version() - 1);
     ASSERT_NE(q, nullptr);
-    ApplyQ8Step(*q, replica);
+    optim::ApplyQ8Step(*q, replica);
     ASSERT_EQ(ThetaHash(replica), st.theta_hash()) << "version " << st.version();
     ASSERT_EQ(st.UpdateHash(st.version() - 1), st.theta_hash());
   }

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <deque>
 #include <filesystem>
 #include <limits>
@@ -25,9 +26,10 @@
 
 #include "net/agg_state.h"
 #include "net/identity.h"
-#include "net/pg_codec.h"
+#include "optim/pg_codec.h"
 #include "net/swarm_common.h"
 #include "net/wire.h"
+#include "offload/state_file.h"
 #include "optim/q8_book.h"
 #include "tests/offload/temp_dir.h"
 #include "tests/process_util.h"
@@ -79,7 +81,7 @@ std::vector<Json> ReadJsonl(const std::string& path) {
 // The frames of one contribution as a peer sends them: t cut into wire chunks of `chunk`
 // elements, signed by `signer`, with `claimed` written over the header's key after signing (to
 // forge), `total` elements claimed in all.
-std::vector<std::vector<uint8_t>> ContribFrames(const Q8Tensor& t, uint64_t seq, uint64_t base, uint64_t total,
+std::vector<std::vector<uint8_t>> ContribFrames(const optim::Q8Tensor& t, uint64_t seq, uint64_t base, uint64_t total,
                                                 uint64_t chunk, uint32_t inner, const Identity& signer,
                                                 const PeerKey& claimed) {
   const uint64_t params = t.n;
@@ -132,7 +134,7 @@ Json SendContribution(SwarmClient& c, const std::vector<std::vector<uint8_t>>& f
     if (r->view.h.type == MsgType::kResult && r->view.h.sequence == seq) return ParseJsonPayload(r->view).value();
     if (r->view.h.type == MsgType::kRefusal) return ParseJsonPayload(r->view).value();
   }
-  return Json{{"error", "no Result or Refusal within the timeout"}};
+  return Json{{"error", "no Result or optim::Refusal within the timeout"}};
 }
 
 class SwarmProcess : public ::testing::Test {
@@ -283,7 +285,7 @@ class SwarmProcess : public ::testing::Test {
       EXPECT_TRUE(r.ok()) << r.status();
       return r.ok() ? (*r)["version"].get<uint64_t>() : 0;
     };
-    Q8Tensor max;
+    optim::Q8Tensor max;
     max.n = n;
     max.codes.assign(n, 255);
     max.absmax.assign(q8::NumBlocks(static_cast<int64_t>(n)), std::numeric_limits<float>::max());
@@ -301,7 +303,7 @@ class SwarmProcess : public ::testing::Test {
       const double theta_rms = r.value("theta_rms", 0.0);
       ASSERT_GT(theta_rms, 0.0) << r.dump();
       // One spike whose g (after the h_ref rescale) has an RMS of 0.99 x the bound.
-      Q8Tensor spike;
+      optim::Q8Tensor spike;
       spike.n = n;
       spike.codes.assign(n, q8::kSignedZero);
       spike.absmax.assign(max.absmax.size(), 1.0f);
@@ -469,6 +471,59 @@ TEST_F(SwarmProcess, PeerKilledAndRejoins) {
   EXPECT_EQ(st->version(), st->accepted());
 }
 
+// A peer whose inner optimizer state is offloaded (`--offload nvme`: the finetune step, AdamW's
+// state in OUT/state without master weights, layout fp32_mv) trains beside one that keeps it in memory, is SIGKILLed, and
+// comes back on the same state: it reopens the committed step (its moments and its place in the
+// schedule), every inner step it takes from then on is committed there, and its contributions are
+// applied like anyone's.
+TEST_F(SwarmProcess, OffloadedPeerKilledReopensItsStateAndGoesOn) {
+  StartServe();
+  const std::vector<std::string> offloaded = {"--offload", "nvme", "--chunk", "4096", "--stop-at-version", "24"};
+  StartPeer(0, offloaded);
+  StartPeer(1, {"--stop-at-version", "24"});
+  const std::string state = dir_ / "p0/state";
+  const auto t0 = std::chrono::steady_clock::now();
+  while (ReadJsonl(dir_ / "p0/metrics.jsonl").size() < 3) {
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(120)) << Slurp(dir_ / "p0.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(Slurp(dir_ / "p0.log").find("(nvme, fp32_mv, "), std::string::npos) << Slurp(dir_ / "p0.log");
+  testing_util::Kill(peers_[0]);
+  auto killed = offload::ReadManifest(state);
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  // At least the three logged rounds of 8 inner steps each were committed.
+  ASSERT_GE(killed->committed_step, 24u);
+  const size_t before = ReadJsonl(dir_ / "p0/metrics.jsonl").size();
+  StartPeer(0, offloaded);
+  ASSERT_EQ(WaitFor(peers_[0], 240), 0) << Slurp(dir_ / "p0.log");
+  ASSERT_EQ(WaitFor(peers_[1], 240), 0) << Slurp(dir_ / "p1.log");
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+  const std::string log = Slurp(dir_ / "p0.log");
+  EXPECT_NE(log.find("optimizer state " + state + ": continuing at inner step " +
+                     std::to_string(killed->committed_step)),
+            std::string::npos)
+      << log;
+  const auto after = ReadJsonl(dir_ / "p0/metrics.jsonl");
+  ASSERT_GT(after.size(), before) << "the peer contributed nothing after it came back:\n" << log;
+  uint64_t inner = 0;
+  for (size_t i = before; i < after.size(); ++i) {
+    EXPECT_NE(after[i].value("verdict", ""), "refused") << after[i].dump() << "\n" << log;
+    inner += after[i].value("inner_steps", uint64_t{0});
+    if (after[i].contains("val_loss")) {
+      EXPECT_TRUE(std::isfinite(after[i]["val_loss"].get<double>())) << after[i].dump();
+    }
+  }
+  // Every inner step of the second life is a committed step of the same state, after the first's.
+  auto end = offload::ReadManifest(state);
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->committed_step, killed->committed_step + inner);
+  auto st = OpenState();
+  ASSERT_TRUE(st);
+  EXPECT_GE(st->version(), 24u);
+  EXPECT_EQ(st->version(), st->accepted());
+}
+
 // The aggregator is SIGKILLed at random instants while peers train, and restarted on the same
 // port each time: it resumes at the same version with no acknowledged contribution lost and none
 // applied twice, and every peer's replica goes on matching it bit for bit.
@@ -546,10 +601,10 @@ TEST_F(SwarmProcess, BadContributionsAreRefusedAndCountedWhileTrainingGoesOn) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1e-4f);
   for (float& x : delta) x = nd(rng);
-  ErrorFeedbackEncoder ef(params);
-  Q8Tensor q;
+  optim::ErrorFeedbackEncoder ef(params);
+  optim::Q8Tensor q;
   ef.Encode(delta, q);
-  auto frames = [&](const Q8Tensor& t, uint64_t seq, uint64_t base, uint64_t total, const Identity& signer,
+  auto frames = [&](const optim::Q8Tensor& t, uint64_t seq, uint64_t base, uint64_t total, const Identity& signer,
                     const PeerKey& claimed) { return ContribFrames(t, seq, base, total, chunk, 4, signer, claimed); };
   auto send = [&](const std::vector<std::vector<uint8_t>>& fs_, uint64_t seq) { return SendContribution(c, fs_, seq); };
   const Identity& me = ids_["rogue"];
@@ -567,13 +622,13 @@ TEST_F(SwarmProcess, BadContributionsAreRefusedAndCountedWhileTrainingGoesOn) {
   Json r2 = send(good, seq);
   EXPECT_EQ(r2.value("verdict", ""), "duplicate") << r2.dump();
   // 2. NaN in a block scale.
-  Q8Tensor bad = q;
+  optim::Q8Tensor bad = q;
   bad.absmax[1] = NAN;
   seq = c.NextSequence();
   Json r3 = send(frames(bad, seq, base(), params, me, me.sign_pk), seq);
   EXPECT_NE(r3.value("reason", "").find("non_finite"), std::string::npos) << r3.dump();
   // 3. Huge: every block scale 10^5 times larger, finite.
-  Q8Tensor huge = q;
+  optim::Q8Tensor huge = q;
   for (float& a : huge.absmax) a *= 1e5f;
   seq = c.NextSequence();
   Json r4 = send(frames(huge, seq, base(), params, me, me.sign_pk), seq);
@@ -689,8 +744,8 @@ TEST_F(SwarmProcess, LeasesAndStatusAreAnsweredWhileA100MParameterContributionAp
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1e-5f);
   for (float& x : delta) x = nd(rng);
-  ErrorFeedbackEncoder ef(n);
-  Q8Tensor q;
+  optim::ErrorFeedbackEncoder ef(n);
+  optim::Q8Tensor q;
   ef.Encode(delta, q);
   delta = {};
   for (int k = 0; k < 2; ++k) {
@@ -737,8 +792,8 @@ TEST_F(SwarmProcess, AMemberEvictedMidUploadIsToldToSendAgain) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1e-4f);
   for (float& x : delta) x = nd(rng);
-  ErrorFeedbackEncoder ef(n);
-  Q8Tensor q;
+  optim::ErrorFeedbackEncoder ef(n);
+  optim::Q8Tensor q;
   ef.Encode(delta, q);
   auto version = [&]() -> uint64_t {
     auto r = c.Request(MsgType::kStatusRequest, Json::object(), MsgType::kStatusReply, std::chrono::seconds(10));

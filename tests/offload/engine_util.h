@@ -50,7 +50,7 @@ inline StateHyper TestHyper() { return StateHyper{0.9, 0.999, 1e-8, 0.01}; }
       grads[c].resize(geo.chunk_len(c));
       Gradient(step, c, grads[c]);
       std::span<float> w;
-      if (weights) w = std::span<float>(weights->data() + c * geo.chunk_params, geo.chunk_len(c));
+      if (weights) w = std::span<float>(weights->data() + geo.chunk_begin(c), geo.chunk_len(c));
       Status st = e->SubmitGradient(c, grads[c], w);
       if (!st.ok() && first.ok()) first = st;
     }

@@ -53,7 +53,7 @@ std::unique_ptr<OffloadEngine> MustCreate(const std::string& dir, Layout layout,
 std::vector<float> InitialCallerWeights(const Geometry& g) {
   std::vector<float> w(g.n_params);
   for (uint64_t c = 0; c < g.n_chunks(); ++c)
-    InitialWeights(c, std::span<float>(w.data() + c * g.chunk_params, g.chunk_len(c)));
+    InitialWeights(c, std::span<float>(w.data() + g.chunk_begin(c), g.chunk_len(c)));
   return w;
 }
 

@@ -68,7 +68,7 @@ TEST(AdamW, NonFiniteGradientPropagatesLikeTorch) {
   EXPECT_TRUE(std::isnan(p[2]));  // inf / inf
 }
 
-// Golden vectors: torch.optim.AdamW (foreach=False) after K steps (bench/peers/golden.py).
+// Golden vectors: torch.optim.AdamW (foreach=False) after K steps (lab/peers/golden.py).
 // torch's vectorized lerp fuses a multiply-add (ours rounds twice, so every backend agrees bit for
 // bit), so results may differ by rounding: each step's terms are at most max|g| for m and max g^2
 // for v, so we allow 4 ulps of those per step; p moves by about lr per step, and an m error of a few

@@ -36,7 +36,7 @@ void ExpectSameBook(Book b, const std::string& path) {
     EXPECT_EQ(std::bit_cast<uint32_t>(v[i]), std::bit_cast<uint32_t>(ref[i])) << path << " index " << i;
 }
 
-// The golden books come from bitsandbytes' own create_dynamic_map (bench/peers/golden.py).
+// The golden books come from bitsandbytes' own create_dynamic_map (lab/peers/golden.py).
 TEST(Q8Book, EqualsBitsandbytesGoldenBooks) {
   ExpectSameBook(Book::kSigned, GoldenPath("q8map_signed.txt"));
   ExpectSameBook(Book::kUnsigned, GoldenPath("q8map_unsigned.txt"));

@@ -91,7 +91,7 @@ TEST(Q8Encode, FastEqualsRefOnRandomBitsAndMidpoints) {
 }
 
 // Golden cases: codes and absmax from the CUDA rule run over bitsandbytes' own books
-// (bench/peers/golden.py), including exact ties, zeros, denormals, huge values and NaN.
+// (lab/peers/golden.py), including exact ties, zeros, denormals, huge values and NaN.
 TEST(Q8Golden, QuantizeBlockwiseMatchesGoldenCodes) {
   const auto cases = strata::testing::ReadStanzas(GoldenPath("codec_cases.txt"));
   ASSERT_GE(cases.size(), 10u) << "golden file tests/data/golden/codec_cases.txt missing or short";

@@ -1,4 +1,5 @@
 #include "runtime/progress.h"
+#include "runtime/fmt.h"
 
 #include <gtest/gtest.h>
 
@@ -309,6 +310,20 @@ TEST(Progress, UnknownTotalHasNoBarPercentOrEta) {
   const auto segs = Segments(cap.str());
   ASSERT_EQ(segs.size(), 1u);
   EXPECT_EQ(segs[0], "step 5  loss 2.314  val 2.401  3.2k tok/s  disk 1.4 GB/s");
+}
+
+// A model's sample is shown as text: what a terminal would act on is escaped, text is not.
+TEST(EscapeForTerminal, ControlAndInvalidBytesAreEscapedTextIsNot) {
+  EXPECT_EQ(EscapeForTerminal("The cat\tsat.\n"), "The cat\tsat.\n");
+  EXPECT_EQ(EscapeForTerminal("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(EscapeForTerminal("\x1b[31mred\x07\r"), "\\x1b[31mred\\x07\\x0d");
+  EXPECT_EQ(EscapeForTerminal(std::string("a\0b\x7f", 4)), "a\\x00b\\x7f");
+  // C1 controls (U+009B is CSI), lone continuation and lead bytes, overlong forms, surrogates.
+  EXPECT_EQ(EscapeForTerminal("\xc2\x9b" "2J"), "\\xc2\\x9b2J");
+  EXPECT_EQ(EscapeForTerminal("\x80\xc3"), "\\x80\\xc3");
+  EXPECT_EQ(EscapeForTerminal("\xc0\xaf\xe0\x80\xaf"), "\\xc0\\xaf\\xe0\\x80\\xaf");
+  EXPECT_EQ(EscapeForTerminal("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  EXPECT_EQ(EscapeForTerminal("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
 }
 
 }  // namespace
