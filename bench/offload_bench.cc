@@ -17,6 +17,7 @@
 
 #include "offload/io.h"
 #include "offload/offload_engine.h"
+#include "runtime/clock.h"
 #include "runtime/cpu_features.h"
 #include "runtime/sysinfo.h"
 
@@ -28,7 +29,7 @@ using offload::IoQueue;
 
 namespace {
 
-double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double Now() { return MonotonicSeconds(); }
 
 // A counter-based generator: value i of (seed, stream) without any state, so any chunk of any
 // step can be made alone. About a nanosecond per value.

@@ -824,7 +824,7 @@ Result<Json> RunUnchecked(const SwarmBenchOptions& opt) {
     if (i + 1 == plan.count) h.flags = net::kFlagLastFrame;
     Result<std::vector<uint8_t>> f = net::EncodeFrame(h, payload, keys.agg.sign_sk);
     down_sign_s += Since(t);
-    if (!f.ok()) return Status(f.status().code(), "downlink chunk " + std::to_string(i) + ": " + f.status().message());
+    if (!f.ok()) return f.status().WithContext("downlink chunk " + std::to_string(i));
     downlink_bytes += f->size();
     // What a peer checks before applying it.
     t = Clock::now();

@@ -16,6 +16,7 @@
 #include "model/data.h"
 #include "offload/offload_engine.h"
 #include "train/step.h"
+#include "runtime/clock.h"
 #include "runtime/thread_pool.h"
 
 #ifndef STRATA_SOURCE_DIR
@@ -28,7 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double Now() { return MonotonicSeconds(); }
 
 uint64_t StatusField(const char* key) {
   std::ifstream in("/proc/self/status");
@@ -98,7 +99,7 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
     to.state_dir = dir;
   }
   auto t = train::Trainer::Create(model, to);
-  if (!t.ok()) return Status(t.status().code(), "--path " + opt.path + ": " + t.status().message());
+  if (!t.ok()) return t.status().WithContext("--path " + opt.path);
   std::unique_ptr<train::Trainer> trainer = std::move(t).value();
   offload::OffloadEngine* engine = trainer->engine();
   const auto batches = Batches(s, opt.warmup + opt.steps);

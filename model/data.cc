@@ -45,7 +45,6 @@ constexpr uint64_t kCacheKeyVersion = 1;            // bump when the cached stre
 
 __extension__ using u128 = unsigned __int128;
 
-std::string Errno(int e) { return std::string(strerror(e)); }
 
 // The width of one stored id: 2 bytes when every id fits in 16 bits, else 4.
 uint32_t IdWidth(uint32_t vocab) { return vocab <= 65536 ? 2 : 4; }
@@ -83,7 +82,7 @@ Status OpenForRead(const std::string& path, int* fd) {
   *fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (*fd >= 0) return Status::Ok();
   if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(path + ": no such file or folder");
-  return Status::IOError(path + ": open: " + Errno(errno));
+  return Status::IOError(path + ": open: " + ErrnoText(errno));
 }
 
 // Reads until n bytes or end of file; *got says how many came.
@@ -92,32 +91,9 @@ Status ReadUpTo(int fd, uint8_t* buf, size_t n, const std::string& path, uint64_
   while (*got < n) {
     const ssize_t r = ::read(fd, buf + *got, n - *got);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + Errno(errno));
+    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + ErrnoText(errno));
     if (r == 0) break;
     *got += static_cast<size_t>(r);
-  }
-  return Status::Ok();
-}
-
-// The whole file as bytes.
-Status ReadWholeFile(const std::string& path, std::string* out) {
-  int raw = -1;
-  STRATA_RETURN_IF_ERROR(OpenForRead(path, &raw));
-  Fd fd(raw);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Status::IOError(path + ": stat: " + Errno(errno));
-  out->clear();
-  out->resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  STRATA_RETURN_IF_ERROR(ReadUpTo(fd.get(), reinterpret_cast<uint8_t*>(out->data()), out->size(), path, 0, &got));
-  out->resize(got);
-  // The file may have grown since fstat: read on to the end.
-  uint8_t buf[1 << 16];
-  for (;;) {
-    size_t more = 0;
-    STRATA_RETURN_IF_ERROR(ReadUpTo(fd.get(), buf, sizeof buf, path, out->size(), &more));
-    if (more == 0) break;
-    out->append(reinterpret_cast<const char*>(buf), more);
   }
   return Status::Ok();
 }
@@ -238,7 +214,7 @@ struct Listing {
 
 Status StatSource(const std::string& path, Source* s) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::IOError(path + ": stat: " + Errno(errno));
+  if (::stat(path.c_str(), &st) != 0) return Status::IOError(path + ": stat: " + ErrnoText(errno));
   s->path = path;
   std::error_code ec;
   const fs::path abs = fs::absolute(path, ec);
@@ -340,7 +316,7 @@ Status Tokenize(const std::vector<Source>& files, const Tokenizer& tok, const Co
   std::string text;
   for (size_t i = 0; i < files.size(); ++i) {
     const Source& s = files[i];
-    STRATA_RETURN_IF_ERROR(ReadWholeFile(s.path, &text));
+    STRATA_RETURN_IF_ERROR(ReadFile(s.path, &text));
     if (text.empty()) continue;
     const std::vector<int32_t> ids = tok.Encode(text);
     if (ids.empty()) continue;
@@ -426,7 +402,7 @@ Status WriteTokenFile(const std::string& path, std::span<const int32_t> tokens, 
 
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int raw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (raw < 0) return Status::IOError(tmp + ": create: " + Errno(errno));
+  if (raw < 0) return Status::IOError(tmp + ": create: " + ErrnoText(errno));
   Fd fd(raw);
   // fsync, rename over path, fsync the folder; on an error the tmp file goes and an old file at path stays.
   auto finish = [&](Status st) { return FinishAtomicWrite(fd.release(), tmp, path, std::move(st)); };
@@ -458,7 +434,7 @@ Result<TokenFile> ReadTokenFile(const std::string& path) {
   STRATA_RETURN_IF_ERROR(OpenForRead(path, &raw));
   Fd fd(raw);
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Status::IOError(path + ": stat: " + Errno(errno));
+  if (::fstat(fd.get(), &st) != 0) return Status::IOError(path + ": stat: " + ErrnoText(errno));
   uint8_t header[kTokenFileHeaderBytes];
   size_t got = 0;
   STRATA_RETURN_IF_ERROR(ReadUpTo(fd.get(), header, sizeof header, path, 0, &got));
@@ -513,7 +489,7 @@ Result<TokenCorpus> LoadCorpus(const std::string& data, const Tokenizer& tok, co
   struct stat st;
   if (::stat(data.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(data + ": no such file or folder");
-    return Status::IOError(data + ": stat: " + Errno(errno));
+    return Status::IOError(data + ": stat: " + ErrnoText(errno));
   }
   TokenCorpus corpus;
   corpus.tokenizer = tok.name();

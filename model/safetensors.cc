@@ -27,7 +27,6 @@ namespace {
 
 constexpr uint64_t kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-std::string Errno(int e) { return std::string(std::strerror(e)); }
 
 // Built by appending: at -O3, GCC 12 gives a false -Wrestrict warning for "literal" + std::string here.
 std::string Quote(std::string_view s) {
@@ -375,44 +374,6 @@ std::string Show(const Json& v) {
 
 // ---- files -------------------------------------------------------------------------------------
 
-Status ReadWholeFile(const std::string& path, std::vector<uint8_t>* out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int e = errno;
-    if (e == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::IOError(path + ": open: " + Errno(e));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return Status::IOError(path + ": fstat: " + Errno(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::IOError(path + ": not a regular file");
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  out->resize(size);
-  uint64_t got = 0;
-  while (got < size) {
-    const ssize_t r = ::read(fd, out->data() + got, size - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int e = errno;
-      ::close(fd);
-      return Status::IOError(path + ": read at offset " + std::to_string(got) + ": " + Errno(e));
-    }
-    if (r == 0) break;
-    got += static_cast<uint64_t>(r);
-  }
-  ::close(fd);
-  if (got != size)
-    return Status::IOError(path + ": file shrank while being read (" + std::to_string(got) + " of " +
-                           std::to_string(size) + " bytes)");
-  return Status::Ok();
-}
-
 std::string Hex16(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -530,7 +491,7 @@ int64_t TensorInfo::numel() const {
 
 Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   std::vector<uint8_t> bytes;
-  STRATA_RETURN_IF_ERROR(ReadWholeFile(path, &bytes));
+  STRATA_RETURN_IF_ERROR(ReadFile(path, &bytes));
   return FromBytes(std::move(bytes), path);
 }
 
@@ -860,9 +821,9 @@ Status WriteSafetensors(const std::string& path, std::span<const TensorOut> tens
   // tmp, fsync, rename, fsync the directory.
   std::string tmp = path + ".tmp.XXXXXX";
   const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Status::IOError(tmp + ": create: " + Errno(errno));
+  if (fd < 0) return Status::IOError(tmp + ": create: " + ErrnoText(errno));
   Status st;
-  if (::fchmod(fd, 0644) != 0) st = Status::IOError(tmp + ": fchmod: " + Errno(errno));
+  if (::fchmod(fd, 0644) != 0) st = Status::IOError(tmp + ": fchmod: " + ErrnoText(errno));
 
   // Small tensors are gathered into one buffer so a file of many tiny tensors is few writes.
   constexpr size_t kStage = size_t{1} << 20;

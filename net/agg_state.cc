@@ -32,8 +32,23 @@ constexpr size_t kSnapHeaderBytes = 72;
 constexpr size_t kWalHeaderBytes = 32;
 constexpr size_t kRecHeaderBytes = 96;
 constexpr size_t kPeerEntryBytes = 56;
+// Field offsets (docs/formats/aggregator-state.md draws the same tables).
+namespace wal {  // the log's header
+constexpr size_t kMagic = 0, kVersion = 4, kRunId = 8, kFirstIndex = 16, kChecksum = 24;
+}
+namespace rec {  // a log record's header; its payload follows at kRecHeaderBytes
+constexpr size_t kMagic = 0, kBytes = 8, kIndex = 16, kPeer = 24, kSequence = 56, kBaseVersion = 64, kInnerSteps = 72,
+                 kTokens = 80, kN = 88;
+}
+namespace snap {  // the snapshot's header; theta, momentum, pending, residual and the peers follow
+constexpr size_t kMagic = 0, kVersion = 4, kRunId = 8, kVersionOfTheta = 16, kAcceptIndex = 24, kRmsSq = 32,
+                 kRmsSet = 40, kPendingCount = 44, kN = 48, kNPeers = 56, kNPending = 64;
+}
+namespace peer {  // one peer's entry in the snapshot: its key (32 bytes), then
+constexpr size_t kKey = 0, kLastSequence = 32, kContributions = 40, kTokens = 48;
+}
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string Errno(const std::string& what) { return what + ": " + ErrnoText(errno); }
 
 void PutFloats(std::string& out, std::span<const float> v) {
   size_t at = out.size();
@@ -45,23 +60,14 @@ void GetFloats(const uint8_t* p, std::span<float> v) {
   for (size_t i = 0; i < v.size(); ++i) v[i] = GetF32(p + 4 * i);
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError(Errno("cannot open " + path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::IOError(Errno("cannot read " + path));
-  return ss.str();
-}
-
 std::string WalHeader(uint64_t run_id, uint64_t first_index) {
   std::string h(kWalHeaderBytes, '\0');
   auto* p = reinterpret_cast<uint8_t*>(h.data());
   PutU32(p, kWalMagic);
-  PutU32(p + 4, kFormatVersion);
-  PutU64(p + 8, run_id);
-  PutU64(p + 16, first_index);
-  PutU64(p + 24, XXH3_64bits(p, 24));
+  PutU32(p + wal::kVersion, kFormatVersion);
+  PutU64(p + wal::kRunId, run_id);
+  PutU64(p + wal::kFirstIndex, first_index);
+  PutU64(p + wal::kChecksum, XXH3_64bits(p, wal::kChecksum));
   return h;
 }
 
@@ -107,9 +113,9 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
   const std::string run_json = dir + "/run.json";
   const std::string snap = dir + "/snapshot.bin";
   if (fs::exists(snap)) {
-    Result<std::string> text = ReadWholeFile(run_json);
-    if (!text.ok()) return text.status();
-    Result<SwarmRunConfig> stored = SwarmRunConfigFromJson(*text);
+    std::string text;
+    STRATA_RETURN_IF_ERROR(ReadFile(run_json, &text));
+    Result<SwarmRunConfig> stored = SwarmRunConfigFromJson(text);
     if (!stored.ok()) return Status::Corruption(run_json + ": " + stored.status().message());
     if (cfg.run_id != 0 && (stored->run_id != cfg.run_id || !(stored->model == cfg.model)))
       return Status::InvalidArgument(dir + " holds run " + std::to_string(stored->run_id) + " (" +
@@ -153,16 +159,16 @@ Status AggState::Snapshot() {
   std::string out(kSnapHeaderBytes, '\0');
   auto* h = reinterpret_cast<uint8_t*>(out.data());
   PutU32(h, kSnapMagic);
-  PutU32(h + 4, kFormatVersion);
-  PutU64(h + 8, cfg_.run_id);
-  PutU64(h + 16, outer_.version);
-  PutU64(h + 24, accept_index_);
-  PutF64(h + 32, outer_.rms_sq);
-  PutU32(h + 40, outer_.rms_set ? 1 : 0);
-  PutU32(h + 44, outer_.pending_count);
-  PutU64(h + 48, n);
-  PutU64(h + 56, peers_.size());
-  PutU64(h + 64, outer_.pending.size());
+  PutU32(h + snap::kVersion, kFormatVersion);
+  PutU64(h + snap::kRunId, cfg_.run_id);
+  PutU64(h + snap::kVersionOfTheta, outer_.version);
+  PutU64(h + snap::kAcceptIndex, accept_index_);
+  PutF64(h + snap::kRmsSq, outer_.rms_sq);
+  PutU32(h + snap::kRmsSet, outer_.rms_set ? 1 : 0);
+  PutU32(h + snap::kPendingCount, outer_.pending_count);
+  PutU64(h + snap::kN, n);
+  PutU64(h + snap::kNPeers, peers_.size());
+  PutU64(h + snap::kNPending, outer_.pending.size());
   out.reserve(kSnapHeaderBytes + 4 * (3 * n + outer_.pending.size()) + kPeerEntryBytes * peers_.size() + 8);
   PutFloats(out, theta_);
   PutFloats(out, outer_.momentum);
@@ -171,9 +177,9 @@ Status AggState::Snapshot() {
   for (const auto& [key, rec] : peers_) {
     uint8_t e[kPeerEntryBytes];
     std::memcpy(e, key.data(), 32);
-    PutU64(e + 32, rec.last_sequence);
-    PutU64(e + 40, rec.contributions);
-    PutU64(e + 48, rec.tokens);
+    PutU64(e + peer::kLastSequence, rec.last_sequence);
+    PutU64(e + peer::kContributions, rec.contributions);
+    PutU64(e + peer::kTokens, rec.tokens);
     out.append(reinterpret_cast<const char*>(e), kPeerEntryBytes);
   }
   uint8_t sum[8];
@@ -192,19 +198,18 @@ Status AggState::Snapshot() {
 }
 
 Status AggState::LoadSnapshot(const std::string& path) {
-  Result<std::string> bytes = ReadWholeFile(path);
-  if (!bytes.ok()) return bytes.status();
-  const std::string& b = *bytes;
+  std::string b;
+  STRATA_RETURN_IF_ERROR(ReadFile(path, &b));
   const auto* p = reinterpret_cast<const uint8_t*>(b.data());
   if (b.size() < kSnapHeaderBytes + 8)
     return Status::Corruption(path + ": truncated snapshot (" + std::to_string(b.size()) + " bytes)");
   if (GetU32(p) != kSnapMagic) return Status::Corruption(path + ": bad magic (not an aggregator snapshot)");
-  if (GetU32(p + 4) != kFormatVersion)
-    return Status::Corruption(path + ": unknown snapshot version " + std::to_string(GetU32(p + 4)));
+  if (GetU32(p + snap::kVersion) != kFormatVersion)
+    return Status::Corruption(path + ": unknown snapshot version " + std::to_string(GetU32(p + snap::kVersion)));
   if (GetU64(p + b.size() - 8) != XXH3_64bits(p, b.size() - 8))
     return Status::Corruption(path + ": checksum mismatch");
-  if (GetU64(p + 8) != cfg_.run_id) return Status::Corruption(path + ": snapshot of another run");
-  const uint64_t n = GetU64(p + 48), npeers = GetU64(p + 56), npending = GetU64(p + 64);
+  if (GetU64(p + snap::kRunId) != cfg_.run_id) return Status::Corruption(path + ": snapshot of another run");
+  const uint64_t n = GetU64(p + snap::kN), npeers = GetU64(p + snap::kNPeers), npending = GetU64(p + snap::kNPending);
   if (n != theta_.size())
     return Status::Corruption(path + ": holds " + std::to_string(n) + " parameters, the model has " +
                               std::to_string(theta_.size()));
@@ -214,11 +219,11 @@ Status AggState::LoadSnapshot(const std::string& path) {
     return Status::Corruption(path + ": size " + std::to_string(b.size()) + " does not match its header (" +
                               std::to_string(want) + ")");
   outer_ = optim::OuterState{};
-  outer_.version = GetU64(p + 16);
-  accept_index_ = GetU64(p + 24);
-  outer_.rms_sq = GetF64(p + 32);
-  outer_.rms_set = GetU32(p + 40) != 0;
-  outer_.pending_count = GetU32(p + 44);
+  outer_.version = GetU64(p + snap::kVersionOfTheta);
+  accept_index_ = GetU64(p + snap::kAcceptIndex);
+  outer_.rms_sq = GetF64(p + snap::kRmsSq);
+  outer_.rms_set = GetU32(p + snap::kRmsSet) != 0;
+  outer_.pending_count = GetU32(p + snap::kPendingCount);
   const uint8_t* q = p + kSnapHeaderBytes;
   GetFloats(q, theta_);
   q += 4 * n;
@@ -234,7 +239,7 @@ Status AggState::LoadSnapshot(const std::string& path) {
   for (uint64_t i = 0; i < npeers; ++i, q += kPeerEntryBytes) {
     PeerKey k;
     std::memcpy(k.data(), q, 32);
-    peers_[k] = PeerRecord{GetU64(q + 32), GetU64(q + 40), GetU64(q + 48)};
+    peers_[k] = PeerRecord{GetU64(q + peer::kLastSequence), GetU64(q + peer::kContributions), GetU64(q + peer::kTokens)};
   }
   last_snapshot_version_ = outer_.version;
   return Status::Ok();
@@ -258,14 +263,14 @@ Status AggState::AppendWal(const Contribution& c) {
   std::string rec(kRecHeaderBytes, '\0');
   auto* p = reinterpret_cast<uint8_t*>(rec.data());
   PutU32(p, kRecMagic);
-  PutU64(p + 8, kRecHeaderBytes + payload + 8);
-  PutU64(p + 16, accept_index_);
-  std::memcpy(p + 24, c.peer.data(), 32);
-  PutU64(p + 56, c.sequence);
-  PutU64(p + 64, c.base_version);
-  PutU32(p + 72, c.inner_steps);
-  PutU64(p + 80, c.tokens);
-  PutU64(p + 88, n);
+  PutU64(p + rec::kBytes, kRecHeaderBytes + payload + 8);
+  PutU64(p + rec::kIndex, accept_index_);
+  std::memcpy(p + rec::kPeer, c.peer.data(), 32);
+  PutU64(p + rec::kSequence, c.sequence);
+  PutU64(p + rec::kBaseVersion, c.base_version);
+  PutU32(p + rec::kInnerSteps, c.inner_steps);
+  PutU64(p + rec::kTokens, c.tokens);
+  PutU64(p + rec::kN, n);
   std::vector<uint8_t> body;
   body.reserve(payload);
   PackQ8(c.delta.codes, c.delta.absmax, body);
@@ -285,18 +290,17 @@ Status AggState::ReplayWal() {
   if (!fs::exists(path)) {  // a crash after the snapshot's rename, before the WAL's first write
     return WriteFileAtomic(path, WalHeader(cfg_.run_id, accept_index_));
   }
-  Result<std::string> bytes = ReadWholeFile(path);
-  if (!bytes.ok()) return bytes.status();
-  const std::string& b = *bytes;
+  std::string b;
+  STRATA_RETURN_IF_ERROR(ReadFile(path, &b));
   const auto* p = reinterpret_cast<const uint8_t*>(b.data());
-  if (b.size() < kWalHeaderBytes || GetU32(p) != kWalMagic || GetU64(p + 24) != XXH3_64bits(p, 24)) {
+  if (b.size() < kWalHeaderBytes || GetU32(p) != kWalMagic || GetU64(p + wal::kChecksum) != XXH3_64bits(p, wal::kChecksum)) {
     // Only a torn header can be fixed: it means no record was ever written after it.
     if (b.size() < kWalHeaderBytes) return WriteFileAtomic(path, WalHeader(cfg_.run_id, accept_index_));
     return Status::Corruption(path + ": bad write-ahead log header");
   }
-  if (GetU32(p + 4) != kFormatVersion)
-    return Status::Corruption(path + ": unknown WAL version " + std::to_string(GetU32(p + 4)));
-  if (GetU64(p + 8) != cfg_.run_id) return Status::Corruption(path + ": WAL of another run");
+  if (GetU32(p + wal::kVersion) != kFormatVersion)
+    return Status::Corruption(path + ": unknown WAL version " + std::to_string(GetU32(p + wal::kVersion)));
+  if (GetU64(p + wal::kRunId) != cfg_.run_id) return Status::Corruption(path + ": WAL of another run");
   const uint64_t n = theta_.size();
   const uint64_t rec_bytes = kRecHeaderBytes + Q8PayloadBytes(n) + 8;
   uint64_t off = kWalHeaderBytes;
@@ -304,8 +308,8 @@ Status AggState::ReplayWal() {
   while (off < b.size()) {
     const uint64_t left = b.size() - off;
     const uint8_t* r = p + off;
-    bool whole = left >= rec_bytes && GetU32(r) == kRecMagic && GetU64(r + 8) == rec_bytes &&
-                 GetU64(r + 88) == n && GetU64(r + rec_bytes - 8) == XXH3_64bits(r, rec_bytes - 8);
+    bool whole = left >= rec_bytes && GetU32(r) == kRecMagic && GetU64(r + rec::kBytes) == rec_bytes &&
+                 GetU64(r + rec::kN) == n && GetU64(r + rec_bytes - 8) == XXH3_64bits(r, rec_bytes - 8);
     if (!whole) {
       if (left <= rec_bytes) {
         // A torn tail: the crash came mid-append, before the fsync, so it was never acknowledged.
@@ -316,7 +320,7 @@ Status AggState::ReplayWal() {
       return Status::Corruption(path + ": damaged record at offset " + std::to_string(off) +
                                 " with more records after it");
     }
-    const uint64_t index = GetU64(r + 16);
+    const uint64_t index = GetU64(r + rec::kIndex);
     if (index < accept_index_) {  // already in the snapshot
       off += rec_bytes;
       continue;
@@ -325,11 +329,11 @@ Status AggState::ReplayWal() {
       return Status::Corruption(path + ": record " + std::to_string(index) + " at offset " + std::to_string(off) +
                                 " follows " + std::to_string(accept_index_) + " (a gap)");
     Contribution c;
-    std::memcpy(c.peer.data(), r + 24, 32);
-    c.sequence = GetU64(r + 56);
-    c.base_version = GetU64(r + 64);
-    c.inner_steps = GetU32(r + 72);
-    c.tokens = GetU64(r + 80);
+    std::memcpy(c.peer.data(), r + rec::kPeer, 32);
+    c.sequence = GetU64(r + rec::kSequence);
+    c.base_version = GetU64(r + rec::kBaseVersion);
+    c.inner_steps = GetU32(r + rec::kInnerSteps);
+    c.tokens = GetU64(r + rec::kTokens);
     c.delta.n = n;
     c.delta.codes.resize(n);
     c.delta.absmax.resize(q8::NumBlocks(static_cast<int64_t>(n)));

@@ -24,6 +24,7 @@
 #include "net/wire.h"
 #include "optim/q8_book.h"
 #include "net/zmq_security.h"
+#include "runtime/clock.h"
 #include "runtime/file_util.h"
 #include "runtime/fmt.h"
 #include "runtime/le.h"
@@ -40,7 +41,7 @@ using Clock = std::chrono::steady_clock;
 
 std::string_view View(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
 
-double Now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+double Now() { return MonotonicSeconds(); }
 double WallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

@@ -55,7 +55,6 @@ class MemberIndex {
   std::unordered_map<std::string, size_t> by_name_, by_sign_, by_curve_;
 };
 
-std::string ErrnoText(int e) { return std::strerror(e); }
 
 std::string Quote(std::string_view s) {
   // Enough of a line to recognise it, never a whole garbage file in a message.

@@ -5,9 +5,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/gpt2_json.h"
+
+namespace strata::optim {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OuterConfig, eta, mu, a, upper_mult, lower_mult, rms_beta, tau_max, h_ref, nesterov,
+                                   clip, apply_every)
+}  // namespace strata::optim
+
 namespace strata::net {
 
-using Json = nlohmann::ordered_json;
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SwarmRunConfig, run_id, model, init_seed, tokenizer, outer, chunk_elems, history,
+                                   snapshot_every, lease_ms, outlier_mult, theta_bound, sync_peers)
 
 Status SwarmRunConfig::Validate() const {
   if (Status s = model.Validate(); !s.ok()) return Status::InvalidArgument("swarm model: " + s.message());
@@ -29,89 +37,27 @@ Status SwarmRunConfig::Validate() const {
 }
 
 std::string SwarmRunConfigToJson(const SwarmRunConfig& c) {
-  Json j;
-  j["run_id"] = c.run_id;
-  j["model"] = {{"n_layer", c.model.n_layer}, {"n_head", c.model.n_head}, {"n_embd", c.model.n_embd},
-                {"n_ctx", c.model.n_ctx},     {"vocab", c.model.vocab},   {"ln_eps", c.model.ln_eps}};
-  j["init_seed"] = c.init_seed;
-  j["tokenizer"] = c.tokenizer;
-  const optim::OuterConfig& o = c.outer;
-  j["outer"] = {{"eta", o.eta},          {"mu", o.mu},
-                {"a", o.a},              {"upper_mult", o.upper_mult},
-                {"lower_mult", o.lower_mult}, {"rms_beta", o.rms_beta},
-                {"tau_max", o.tau_max},  {"h_ref", o.h_ref},
-                {"nesterov", o.nesterov}, {"clip", o.clip},
-                {"apply_every", o.apply_every}};
+  nlohmann::json j = c;  // nlohmann 3.11.2's type macros convert to nlohmann::json (keys sorted)
   // JSON has no infinity: +inf (no upper clip) is written as the string "inf".
-  if (std::isinf(o.upper_mult)) j["outer"]["upper_mult"] = "inf";
-  j["chunk_elems"] = c.chunk_elems;
-  j["history"] = c.history;
-  j["snapshot_every"] = c.snapshot_every;
-  j["lease_ms"] = c.lease_ms;
-  j["outlier_mult"] = c.outlier_mult;
-  j["theta_bound"] = c.theta_bound;
-  j["sync_peers"] = c.sync_peers;
+  if (std::isinf(c.outer.upper_mult)) j["outer"]["upper_mult"] = "inf";
   return j.dump(2);
 }
 
-namespace {
-template <class T>
-Status Get(const Json& j, const char* key, T* out, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end()) return Status::Corruption(where + ": missing field \"" + key + "\"");
-  try {
-    *out = it->template get<T>();
-  } catch (const std::exception& e) {
-    return Status::Corruption(where + ": field \"" + key + "\" has the wrong type (" + e.what() + ")");
-  }
-  return Status::Ok();
-}
-}  // namespace
-
 Result<SwarmRunConfig> SwarmRunConfigFromJson(std::string_view text) {
-  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return Status::Corruption("swarm run config: not a JSON object");
   SwarmRunConfig c;
-  const std::string w = "swarm run config";
-#define STRATA_GET(obj, key, field)                          \
-  if (Status s = Get(obj, key, &(field), w); !s.ok()) return s
-  STRATA_GET(j, "run_id", c.run_id);
-  if (!j.contains("model") || !j["model"].is_object()) return Status::Corruption(w + ": missing object \"model\"");
-  const Json& m = j["model"];
-  STRATA_GET(m, "n_layer", c.model.n_layer);
-  STRATA_GET(m, "n_head", c.model.n_head);
-  STRATA_GET(m, "n_embd", c.model.n_embd);
-  STRATA_GET(m, "n_ctx", c.model.n_ctx);
-  STRATA_GET(m, "vocab", c.model.vocab);
-  STRATA_GET(m, "ln_eps", c.model.ln_eps);
-  STRATA_GET(j, "init_seed", c.init_seed);
-  STRATA_GET(j, "tokenizer", c.tokenizer);
-  if (!j.contains("outer") || !j["outer"].is_object()) return Status::Corruption(w + ": missing object \"outer\"");
-  const Json& o = j["outer"];
-  STRATA_GET(o, "eta", c.outer.eta);
-  STRATA_GET(o, "mu", c.outer.mu);
-  STRATA_GET(o, "a", c.outer.a);
-  if (o.contains("upper_mult") && o["upper_mult"].is_string() && o["upper_mult"] == "inf")
-    c.outer.upper_mult = std::numeric_limits<float>::infinity();
-  else
-    STRATA_GET(o, "upper_mult", c.outer.upper_mult);
-  STRATA_GET(o, "lower_mult", c.outer.lower_mult);
-  STRATA_GET(o, "rms_beta", c.outer.rms_beta);
-  STRATA_GET(o, "tau_max", c.outer.tau_max);
-  STRATA_GET(o, "h_ref", c.outer.h_ref);
-  STRATA_GET(o, "nesterov", c.outer.nesterov);
-  STRATA_GET(o, "clip", c.outer.clip);
-  STRATA_GET(o, "apply_every", c.outer.apply_every);
-  STRATA_GET(j, "chunk_elems", c.chunk_elems);
-  STRATA_GET(j, "history", c.history);
-  STRATA_GET(j, "snapshot_every", c.snapshot_every);
-  STRATA_GET(j, "lease_ms", c.lease_ms);
-  STRATA_GET(j, "outlier_mult", c.outlier_mult);
-  // Runs stored before the bound existed keep the default.
-  if (j.contains("theta_bound")) STRATA_GET(j, "theta_bound", c.theta_bound);
-  STRATA_GET(j, "sync_peers", c.sync_peers);
-#undef STRATA_GET
-  if (Status s = c.Validate(); !s.ok()) return Status::Corruption(w + ": " + s.message());
+  try {
+    nlohmann::json& o = j.at("outer");
+    if (o.is_object() && o.contains("upper_mult") && o["upper_mult"] == "inf")
+      o["upper_mult"] = std::numeric_limits<float>::infinity();
+    // Runs stored before the bound existed keep the default.
+    if (!j.contains("theta_bound")) j["theta_bound"] = c.theta_bound;
+    j.get_to(c);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("swarm run config: ") + e.what());
+  }
+  if (Status s = c.Validate(); !s.ok()) return Status::Corruption("swarm run config: " + s.message());
   return c;
 }
 

@@ -20,41 +20,23 @@
 
 #include "optim/adamw.h"
 #include "optim/q8_codec.h"
+#include "runtime/clock.h"
 #include "runtime/asio.h"
 #include <boost/asio/redirect_error.hpp>
 #include "runtime/channel.h"
+#include "runtime/file_util.h"
 #include "runtime/thread_pool.h"
 #include "runtime/trace.h"
+#include "runtime/waiter.h"
 
 namespace strata::offload {
 
 namespace {
 
-std::string Errno(int e) { return std::string(strerror(e)); }
 
-double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double NowSeconds() { return MonotonicSeconds(); }
 
-// A suspended coroutine waiting for a Status. Completing it posts the resumption to the
-// coroutine's own executor (never resumes inline), so it is safe from any thread.
-struct Waiter {
-  virtual ~Waiter() = default;
-  virtual void Complete(Status s) = 0;
-};
-template <class H>
-struct WaiterImpl final : Waiter {
-  explicit WaiterImpl(H&& h) : h_(std::move(h)) {}
-  void Complete(Status s) override {
-    auto ex = asio::get_associated_executor(h_);
-    asio::post(ex, [h = std::move(h_), s = std::move(s)]() mutable { h(std::move(s)); });
-  }
-  H h_;
-};
-template <class H>
-std::unique_ptr<Waiter> MakeWaiter(H&& h) {
-  return std::make_unique<WaiterImpl<std::decay_t<H>>>(std::move(h));
-}
+using StatusWaiter = WaiterPtr<Status>;  // a coroutine suspended until a Status arrives
 
 // A coroutine started with co_spawn must not end in an exception: that would be a bug.
 void CheckNoException(std::exception_ptr e) {
@@ -75,13 +57,13 @@ Result<int> LockDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(dir + ": no such directory");
-    return Status::IOError(dir + ": open: " + Errno(errno));
+    return Status::IOError(dir + ": open: " + ErrnoText(errno));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
   const int e = errno;
   ::close(fd);
   if (e == EWOULDBLOCK) return Status::Unavailable(dir + ": in use by another process (it holds the lock)");
-  return Status::IOError(dir + ": flock: " + Errno(e));
+  return Status::IOError(dir + ": flock: " + ErrnoText(e));
 }
 
 // Opens the state file, with O_DIRECT when asked and the file system allows it.
@@ -93,13 +75,13 @@ Result<int> OpenStateFile(const std::string& path, int flags, bool want_direct, 
       return fd;
     }
     if (errno == ENOENT) return Status::NotFound(path + ": missing");
-    if (errno != EINVAL) return Status::IOError(path + ": open: " + Errno(errno));
+    if (errno != EINVAL) return Status::IOError(path + ": open: " + ErrnoText(errno));
     // tmpfs and some network file systems refuse O_DIRECT: go on through the page cache.
   }
   const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(path + ": missing");
-    return Status::IOError(path + ": open: " + Errno(errno));
+    return Status::IOError(path + ": open: " + ErrnoText(errno));
   }
   *direct = false;
   return fd;
@@ -154,7 +136,7 @@ struct OffloadEngine::Impl {
   std::atomic<uint64_t> pass{0};
 
   // ---- Event-loop thread only ----
-  std::unordered_map<uint64_t, std::unique_ptr<Waiter>> io_waiters;
+  std::unordered_map<uint64_t, StatusWaiter> io_waiters;
   uint64_t next_tag = 1;
   uint64_t io_pass = 0;     // the pass the state below belongs to
   uint64_t written = 0;     // chunks of this pass written completely
@@ -165,7 +147,7 @@ struct OffloadEngine::Impl {
     std::span<float> weights;
     bool ready = false, started = false;
     double ready_at = 0;
-    std::unique_ptr<Waiter> waiter;
+    StatusWaiter waiter;
   };
   Mode mode = Mode::kStep;
   uint64_t step = 0;
@@ -177,7 +159,7 @@ struct OffloadEngine::Impl {
   std::deque<uint64_t> arrived;  // gradient here, not started
   std::vector<uint64_t> order;
   size_t order_pos = 0, prefetched_waiting = 0, in_flight = 0, started = 0;
-  std::unique_ptr<Waiter> arrival_waiter, drained_waiter;
+  StatusWaiter arrival_waiter, drained_waiter;
   Status step_status;
   std::atomic<bool> failed{false};
   std::promise<Status> step_promise;
@@ -215,7 +197,7 @@ struct OffloadEngine::Impl {
     const uint64_t bytes = nbuf * slot_bytes;
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED)
-      return Status::OutOfMemory("staging buffers: mmap of " + std::to_string(bytes) + " bytes: " + Errno(errno));
+      return Status::OutOfMemory("staging buffers: mmap of " + std::to_string(bytes) + " bytes: " + ErrnoText(errno));
     staging = static_cast<uint8_t*>(p);
 
     auto make = opt.make_backend ? opt.make_backend : MakeDefaultBackend;
@@ -241,7 +223,7 @@ struct OffloadEngine::Impl {
     }
 
     const int dfd = ::dup(backend->event_fd());
-    if (dfd < 0) return Status::IOError("dup(eventfd): " + Errno(errno));
+    if (dfd < 0) return Status::IOError("dup(eventfd): " + ErrnoText(errno));
     efd = std::make_unique<asio::posix::stream_descriptor>(io, dfd);
     submitted.reset(new std::atomic<uint8_t>[n_chunks]);
     for (uint64_t c = 0; c < n_chunks; ++c) submitted[c] = 0;
@@ -304,7 +286,7 @@ struct OffloadEngine::Impl {
       for (auto& d : done) {
         auto it = io_waiters.find(d.tag);
         if (it == io_waiters.end()) continue;
-        it->second->Complete(std::move(d.status));
+        it->second->Resume(std::move(d.status));
         io_waiters.erase(it);
       }
       if (!st.ok()) TearDownIo(st);
@@ -329,7 +311,7 @@ struct OffloadEngine::Impl {
     SetBroken(st);
     queue.reset();
     backend.reset();
-    for (auto& [tag, w] : io_waiters) w->Complete(st);
+    for (auto& [tag, w] : io_waiters) w->Resume(st);
     io_waiters.clear();
   }
 
@@ -338,7 +320,7 @@ struct OffloadEngine::Impl {
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
         [this, op, off, buf, len, buf_index](auto handler) {
           const uint64_t tag = next_tag++;
-          io_waiters.emplace(tag, MakeWaiter(std::move(handler)));
+          io_waiters.emplace(tag, MakeWaiter<Status>(std::move(handler)));
           queue->Start(op, 0, off, buf, len, buf_index, tag);
           if (Status st = queue->Flush(); !st.ok()) TearDownIo(st);
         },
@@ -350,14 +332,14 @@ struct OffloadEngine::Impl {
   asio::awaitable<Status> Compute(F f) {
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
         [this, f = std::move(f)](auto handler) mutable {
-          asio::post(compute, [f = std::move(f), w = MakeWaiter(std::move(handler))]() mutable {
+          asio::post(compute, [f = std::move(f), w = MakeWaiter<Status>(std::move(handler))]() mutable {
             Status st;
             try {
               st = f();
             } catch (const std::exception& e) {
               st = Status::Internal(std::string("offload compute: ") + e.what());
             }
-            w->Complete(std::move(st));
+            w->Resume(std::move(st));
           });
         },
         asio::use_awaitable);
@@ -367,17 +349,17 @@ struct OffloadEngine::Impl {
     if (chunks[c].ready) co_return Status::Ok();
     if (failed) co_return step_status;
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
-        [this, c](auto handler) { chunks[c].waiter = MakeWaiter(std::move(handler)); }, asio::use_awaitable);
+        [this, c](auto handler) { chunks[c].waiter = MakeWaiter<Status>(std::move(handler)); }, asio::use_awaitable);
   }
 
-  asio::awaitable<void> WaitOn(std::unique_ptr<Waiter>* slot) {
+  asio::awaitable<void> WaitOn(StatusWaiter* slot) {
     (void)co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
-        [slot](auto handler) { *slot = MakeWaiter(std::move(handler)); }, asio::use_awaitable);
+        [slot](auto handler) { *slot = MakeWaiter<Status>(std::move(handler)); }, asio::use_awaitable);
   }
 
-  static void Wake(std::unique_ptr<Waiter>* slot, Status st = Status::Ok()) {
+  static void Wake(StatusWaiter* slot, Status st = Status::Ok()) {
     if (*slot) {
-      (*slot)->Complete(std::move(st));
+      (*slot)->Resume(std::move(st));
       slot->reset();
     }
   }
@@ -433,7 +415,7 @@ struct OffloadEngine::Impl {
     }
   }
 
-  asio::awaitable<void> StepMain() {
+  asio::awaitable<void> PassMain() {
     const uint64_t n = geo.n_chunks();
     while (started < n && !failed) {
       std::optional<int> b = co_await free_bufs->Receive();
@@ -448,7 +430,7 @@ struct OffloadEngine::Impl {
       if (!cs.ready) ++prefetched_waiting;
       ++started;
       ++in_flight;
-      asio::co_spawn(io, ChunkMain(static_cast<uint64_t>(c), *b), CheckNoException);
+      asio::co_spawn(io, ChunkOfPass(static_cast<uint64_t>(c), *b), CheckNoException);
     }
     if (in_flight > 0) co_await WaitOn(&drained_waiter);
     Status st = step_status;
@@ -483,101 +465,152 @@ struct OffloadEngine::Impl {
     step_promise.set_value(std::move(st));
   }
 
-  asio::awaitable<void> ChunkMain(uint64_t c, int b) {
-    uint8_t* buf = staging + static_cast<size_t>(b) * slot_bytes;
+  // ---- One chunk of a pass: three short coroutines over the shared transfer and compute ----
+
+  struct ChunkIo {
+    uint8_t* buf;   // its staging buffer
+    uint32_t n;     // parameters
+    uint64_t len;   // bytes moved: header + payload, 4 KiB aligned
+    int track;      // its staging buffer's trace track
+  };
+  ChunkIo IoOf(uint64_t c, int b) const {
     const uint32_t n = geo.chunk_len(c);
-    const uint64_t len = AlignUp(kSlotHeaderBytes + Geometry::PayloadBytes(geo.layout, n), kAlign);
-    const int track = trace_track::kStagingBuffer + b;
-    const uint32_t read_slot = static_cast<uint32_t>((mode == Mode::kVerify ? step : step + 1) % 2);
-    const uint32_t write_slot = static_cast<uint32_t>(step % 2);
-    Status st;
-    bool skip_compute = false;
-    if (mode != Mode::kInit) {
-      const double t0 = NowSeconds();
-      st = co_await Transfer(IoOp::kRead, geo.slot_offset(c, read_slot), buf, len, b);
-      const double t1 = NowSeconds();
-      Trace("read", track, t0, t1, c);
-      if (st.ok()) {
-        std::lock_guard<std::mutex> lk(stats_mu);
-        stats.bytes_read += len;
-      } else {
-        st = Status(st.code(), DescribeSlot(geo, c, read_slot, path) + ": " + st.message());
-        if (mode == Mode::kVerify) {  // report it and go on checking the other chunks
-          if (verify_each) verify_each(c, st);
-          if (step_status.ok()) step_status = st;
-          st = Status::Ok();
-          skip_compute = true;
-        }
-      }
-      if (st.ok() && mode == Mode::kStep) {
-        st = co_await WaitGradient(c);
-        const double t2 = NowSeconds();
-        if (t2 - t1 > 1e-5) Trace("wait for gradient", track, t1, t2, c);
-        std::lock_guard<std::mutex> lk(stats_mu);
-        stats.grad_wait_seconds += t2 - t1;
-      }
-    }
-    if (st.ok() && !failed && !skip_compute) {
-      const double t0 = NowSeconds();
-      st = co_await Compute([this, c, buf, n, read_slot] { return ComputeChunk(c, buf, n, read_slot); });
-      const double t1 = NowSeconds();
-      Trace(mode == Mode::kVerify ? "verify" : mode == Mode::kInit ? "initialize" : "update", track, t0, t1, c);
-      if (mode == Mode::kVerify) {
-        if (verify_each) verify_each(c, st);
-        if (!st.ok() && step_status.ok()) step_status = st;  // keep checking the other chunks
-        st = Status::Ok();
-      }
-    }
-    if (st.ok() && !failed && mode != Mode::kVerify) {
-      const double t0 = NowSeconds();
-      st = co_await Transfer(IoOp::kWrite, geo.slot_offset(c, write_slot), buf, len, b);
-      Trace("write", track, t0, NowSeconds(), c);
-      if (st.ok()) {
-        ++written;
-        std::lock_guard<std::mutex> lk(stats_mu);
-        stats.bytes_written += len;
-      } else {
-        st = Status(st.code(), DescribeSlot(geo, c, write_slot, path) + ": " + st.message());
-      }
-    }
+    return ChunkIo{staging + static_cast<size_t>(b) * slot_bytes, n,
+                   AlignUp(kSlotHeaderBytes + Geometry::PayloadBytes(geo.layout, n), kAlign),
+                   trace_track::kStagingBuffer + b};
+  }
+
+  asio::awaitable<Status> ReadSlot(uint64_t c, int b, const ChunkIo& x, uint32_t slot) {
+    const double t0 = NowSeconds();
+    Status st = co_await Transfer(IoOp::kRead, geo.slot_offset(c, slot), x.buf, x.len, b);
+    Trace("read", x.track, t0, NowSeconds(), c);
+    if (!st.ok()) co_return Status(st.code(), DescribeSlot(geo, c, slot, path) + ": " + st.message());
+    std::lock_guard<std::mutex> lk(stats_mu);
+    stats.bytes_read += x.len;
+    co_return Status::Ok();
+  }
+
+  asio::awaitable<Status> WriteSlot(uint64_t c, int b, const ChunkIo& x, uint32_t slot) {
+    const double t0 = NowSeconds();
+    Status st = co_await Transfer(IoOp::kWrite, geo.slot_offset(c, slot), x.buf, x.len, b);
+    Trace("write", x.track, t0, NowSeconds(), c);
+    if (!st.ok()) co_return Status(st.code(), DescribeSlot(geo, c, slot, path) + ": " + st.message());
+    ++written;
+    std::lock_guard<std::mutex> lk(stats_mu);
+    stats.bytes_written += x.len;
+    co_return Status::Ok();
+  }
+
+  template <class F>
+  asio::awaitable<Status> ComputeTraced(const char* name, uint64_t c, const ChunkIo& x, F f) {
+    const double t0 = NowSeconds();
+    Status st = co_await Compute(std::move(f));
+    Trace(name, x.track, t0, NowSeconds(), c);
+    co_return st;
+  }
+
+  // The end of every chunk's coroutine: its error fails the pass, its buffer goes back.
+  void Release(int b, const Status& st) {
     if (!st.ok()) Fail(st);
     STRATA_CHECK(free_bufs->TrySend(std::move(b)));
     if (--in_flight == 0) Wake(&drained_waiter);
   }
 
-  // Compute thread: check what was read, run the update, hand the weights out, seal the slot.
-  Status ComputeChunk(uint64_t c, uint8_t* buf, uint32_t n, uint32_t read_slot) {
-    const double t0 = NowSeconds();
-    const uint64_t payload = Geometry::PayloadBytes(geo.layout, n);
-    if (mode != Mode::kInit) STRATA_RETURN_IF_ERROR(VerifySlot(buf, geo, header.run_id, c, read_slot,
-                                                                mode == Mode::kVerify ? step : step - 1, path,
-                                                                pool.get()));
-    if (mode == Mode::kVerify) return Status::Ok();
-    const SlotView v = ViewSlot(geo.layout, buf, n);
-    if (mode == Mode::kInit) {
-      InitSlotPayload(geo.layout, v);
-      if (v.master && init) init(c, std::span<float>(v.master, n));
-    } else {
-      const ChunkState& cs = chunks[c];
-      std::span<float> param = v.master ? std::span<float>(v.master, n) : cs.weights;
-      optim::AdamWConfig cfg;
-      cfg.lr = lr;
-      cfg.beta1 = header.hyper.beta1;
-      cfg.beta2 = header.hyper.beta2;
-      cfg.eps = header.hyper.eps;
-      cfg.weight_decay = header.hyper.weight_decay;
-      const int64_t t = static_cast<int64_t>(step);
-      if (IsFp32(geo.layout)) {
-        STRATA_RETURN_IF_ERROR(optim::AdamWStep(cfg, t, param, cs.grad, std::span<float>(v.m32, n),
-                                                std::span<float>(v.v32, n), pool.get(), opt.simd));
-      } else {
-        const size_t nb = static_cast<size_t>(q8::NumBlocks(n));
-        optim::Q8Moments q{std::span<uint8_t>(v.m_codes, n), std::span<uint8_t>(v.v_codes, n),
-                           std::span<float>(v.m_absmax, nb), std::span<float>(v.v_absmax, nb)};
-        STRATA_RETURN_IF_ERROR(optim::AdamW8bitStep(cfg, t, param, cs.grad, q, pool.get(), opt.simd));
-      }
-      if (on_done) on_done(c, param);
+  // Step 0 (Create): zero moments and the caller's initial weights, sealed, written to slot 0.
+  asio::awaitable<void> InitChunk(uint64_t c, int b) {
+    const ChunkIo x = IoOf(c, b);
+    Status st = co_await ComputeTraced("initialize", c, x, [this, c, x] { return FillInitial(c, x.buf, x.n); });
+    if (st.ok() && !failed) st = co_await WriteSlot(c, b, x, static_cast<uint32_t>(step % 2));
+    Release(b, st);
+  }
+
+  // Step t: read slot (t-1) mod 2, wait for the gradient, update and seal, write slot t mod 2.
+  asio::awaitable<void> StepChunk(uint64_t c, int b) {
+    const ChunkIo x = IoOf(c, b);
+    const uint32_t read_slot = static_cast<uint32_t>((step + 1) % 2);
+    Status st = co_await ReadSlot(c, b, x, read_slot);
+    if (st.ok()) {
+      const double t1 = NowSeconds();
+      st = co_await WaitGradient(c);
+      const double t2 = NowSeconds();
+      if (t2 - t1 > 1e-5) Trace("wait for gradient", x.track, t1, t2, c);
+      std::lock_guard<std::mutex> lk(stats_mu);
+      stats.grad_wait_seconds += t2 - t1;
     }
+    if (st.ok() && !failed)
+      st = co_await ComputeTraced("update", c, x, [this, c, x, read_slot] { return UpdateSlot(c, x.buf, x.n, read_slot); });
+    if (st.ok() && !failed) st = co_await WriteSlot(c, b, x, static_cast<uint32_t>(step % 2));
+    Release(b, st);
+  }
+
+  // VerifyCommitted: read and check the committed slot. Every chunk's result goes to verify_each
+  // and the first error is kept, but the pass goes on to check the other chunks.
+  asio::awaitable<void> VerifyChunk(uint64_t c, int b) {
+    const ChunkIo x = IoOf(c, b);
+    const uint32_t slot = static_cast<uint32_t>(step % 2);
+    Status st = co_await ReadSlot(c, b, x, slot);
+    if (st.ok()) {
+      st = co_await ComputeTraced("verify", c, x, [this, c, x, slot] {
+        return VerifySlot(x.buf, geo, header.run_id, c, slot, step, path, pool.get());
+      });
+    }
+    if (verify_each) verify_each(c, st);
+    if (!st.ok() && step_status.ok()) step_status = st;
+    Release(b, Status::Ok());
+  }
+
+  asio::awaitable<void> ChunkOfPass(uint64_t c, int b) {
+    switch (mode) {
+      case Mode::kInit: return InitChunk(c, b);
+      case Mode::kStep: return StepChunk(c, b);
+      case Mode::kVerify: break;
+    }
+    return VerifyChunk(c, b);
+  }
+
+  // Compute thread, step 0: fill the slot's payload.
+  Status FillInitial(uint64_t c, uint8_t* buf, uint32_t n) {
+    const double t0 = NowSeconds();
+    const SlotView v = ViewSlot(geo.layout, buf, n);
+    InitSlotPayload(geo.layout, v);
+    if (v.master && init) init(c, std::span<float>(v.master, n));
+    Seal(c, buf, n, t0);
+    return Status::Ok();
+  }
+
+  // Compute thread, step t: check what was read, run the update, hand the weights out, seal.
+  Status UpdateSlot(uint64_t c, uint8_t* buf, uint32_t n, uint32_t read_slot) {
+    const double t0 = NowSeconds();
+    STRATA_RETURN_IF_ERROR(VerifySlot(buf, geo, header.run_id, c, read_slot, step - 1, path, pool.get()));
+    const SlotView v = ViewSlot(geo.layout, buf, n);
+    const ChunkState& cs = chunks[c];
+    std::span<float> param = v.master ? std::span<float>(v.master, n) : cs.weights;
+    optim::AdamWConfig cfg;
+    cfg.lr = lr;
+    cfg.beta1 = header.hyper.beta1;
+    cfg.beta2 = header.hyper.beta2;
+    cfg.eps = header.hyper.eps;
+    cfg.weight_decay = header.hyper.weight_decay;
+    const int64_t t = static_cast<int64_t>(step);
+    if (IsFp32(geo.layout)) {
+      STRATA_RETURN_IF_ERROR(optim::AdamWStep(cfg, t, param, cs.grad, std::span<float>(v.m32, n),
+                                              std::span<float>(v.v32, n), pool.get(), opt.simd));
+    } else {
+      const size_t nb = static_cast<size_t>(q8::NumBlocks(n));
+      optim::Q8Moments q{std::span<uint8_t>(v.m_codes, n), std::span<uint8_t>(v.v_codes, n),
+                         std::span<float>(v.m_absmax, nb), std::span<float>(v.v_absmax, nb)};
+      STRATA_RETURN_IF_ERROR(optim::AdamW8bitStep(cfg, t, param, cs.grad, q, pool.get(), opt.simd));
+    }
+    if (on_done) on_done(c, param);
+    Seal(c, buf, n, t0);
+    std::lock_guard<std::mutex> lk(stats_mu);
+    ++stats.chunks_updated;
+    return Status::Ok();
+  }
+
+  // Compute thread: the slot's header (step, checksum) and zero padding, ready to write.
+  void Seal(uint64_t c, uint8_t* buf, uint32_t n, double t0) {
+    const uint64_t payload = Geometry::PayloadBytes(geo.layout, n);
     SlotHeader h;
     h.chunk_len = n;
     h.chunk = c;
@@ -590,8 +623,6 @@ struct OffloadEngine::Impl {
     std::memset(buf + end, 0, len - end);
     std::lock_guard<std::mutex> lk(stats_mu);
     stats.compute_seconds += NowSeconds() - t0;
-    if (mode == Mode::kStep) ++stats.chunks_updated;
-    return Status::Ok();
   }
 
   // ---- Starting a pass (caller thread; the event loop is idle between passes) ----
@@ -650,7 +681,7 @@ struct OffloadEngine::Impl {
         arrived.push_back(c);
       }
     }
-    asio::co_spawn(io, StepMain(), CheckNoException);
+    asio::co_spawn(io, PassMain(), CheckNoException);
   }
 
   Status EndPass() {
@@ -705,17 +736,17 @@ Result<std::unique_ptr<OffloadEngine>> OffloadEngine::Create(const std::string& 
   auto fd = OpenStateFile(impl->path, O_RDWR | O_CREAT, opt.direct, &impl->direct);
   if (!fd.ok()) return fd.status();
   impl->fd = *fd;
-  if (::ftruncate(impl->fd, 0) != 0) return Status::IOError(impl->path + ": truncate: " + Errno(errno));
+  if (::ftruncate(impl->fd, 0) != 0) return Status::IOError(impl->path + ": truncate: " + ErrnoText(errno));
   const uint64_t bytes = impl->geo.file_bytes();
   // Reserve every block now, so a full disk shows up here and never in the middle of a step.
   if (::fallocate(impl->fd, 0, 0, static_cast<off_t>(bytes)) != 0) {
     const int e = errno;
     if (e == EOPNOTSUPP) {
       if (::ftruncate(impl->fd, static_cast<off_t>(bytes)) != 0)
-        return Status::IOError(impl->path + ": ftruncate to " + std::to_string(bytes) + " bytes: " + Errno(errno));
+        return Status::IOError(impl->path + ": ftruncate to " + std::to_string(bytes) + " bytes: " + ErrnoText(errno));
     } else {
       ::unlink(impl->path.c_str());
-      return Status::IOError(impl->path + ": reserving " + std::to_string(bytes) + " bytes for the state: " + Errno(e) +
+      return Status::IOError(impl->path + ": reserving " + std::to_string(bytes) + " bytes for the state: " + ErrnoText(e) +
                              (e == ENOSPC ? " (the disk is full)" : ""));
     }
   }
@@ -728,7 +759,7 @@ Result<std::unique_ptr<OffloadEngine>> OffloadEngine::Create(const std::string& 
     EncodeFileHeader(impl->header, std::span<uint8_t>(hb.data(), kFileHeaderBytes));
     const ssize_t w = ::pwrite(impl->fd, hb.data(), kFileHeaderBytes, 0);
     if (w != static_cast<ssize_t>(kFileHeaderBytes))
-      return Status::IOError(impl->path + ": writing the header: " + (w < 0 ? Errno(errno) : std::string("short write")));
+      return Status::IOError(impl->path + ": writing the header: " + (w < 0 ? ErrnoText(errno) : std::string("short write")));
   }
   STRATA_RETURN_IF_ERROR(impl->Start(opt.ram_budget));
   Impl::PassArgs a{Impl::Mode::kInit, 0};
@@ -757,7 +788,7 @@ Result<std::unique_ptr<OffloadEngine>> OffloadEngine::Open(const std::string& di
   }
   impl->fd = *fd;
   struct stat sb;
-  if (::fstat(impl->fd, &sb) != 0) return Status::IOError(impl->path + ": stat: " + Errno(errno));
+  if (::fstat(impl->fd, &sb) != 0) return Status::IOError(impl->path + ": stat: " + ErrnoText(errno));
   const uint64_t size = static_cast<uint64_t>(sb.st_size);
   AlignedBuf hb(kFileHeaderBytes);
   size_t got = 0;

@@ -25,7 +25,6 @@ constexpr uint32_t kChecksumXxh3 = 1;
 constexpr uint64_t kMaxParams = uint64_t{1} << 48;
 constexpr uint32_t kMaxChunkParams = uint32_t{1} << 28;
 
-std::string Errno(int e) { return std::string(strerror(e)); }
 
 const uint8_t* FirstNonZero(const uint8_t* b, const uint8_t* e) {
   const uint8_t* nz = std::find_if(b, e, [](uint8_t x) { return x != 0; });
@@ -95,6 +94,20 @@ std::string DescribeSlot(const Geometry& geo, uint64_t chunk, uint32_t slot, con
          std::to_string(off) + ".." + std::to_string(off + geo.slot_bytes()) + " of " + file + ")";
 }
 
+// Field offsets of the three records (docs/formats/state-file.md draws the same tables).
+namespace fh {  // the file header
+constexpr size_t kMagic = 0, kVersion = 8, kLayout = 12, kNParams = 16, kChunkParams = 24, kHeaderBytes = 28,
+                 kNChunks = 32, kSlotBytes = 40, kFileBytes = 48, kRunId = 56, kBeta1 = 64, kBeta2 = 72, kEps = 80,
+                 kWeightDecay = 88, kSlotHeaderBytes = 96, kChecksumKind = 100, kReserved = 104, kChecksum = 120;
+}  // namespace fh
+namespace sh {  // a slot's header
+constexpr size_t kMagic = 0, kChunkLen = 4, kChunk = 8, kStep = 16, kPayloadBytes = 24, kRunId = 32, kChecksum = 56;
+}  // namespace sh
+namespace mf {  // the MANIFEST
+constexpr size_t kMagic = 0, kVersion = 8, kRunId = 16, kCommittedStep = 24, kNChunks = 32, kFileBytes = 40,
+                 kUnixSeconds = 48, kChecksum = 56;
+}  // namespace mf
+
 // ---- File header -------------------------------------------------------------------------------
 
 void EncodeFileHeader(const FileHeader& h, std::span<uint8_t> out) {
@@ -102,22 +115,22 @@ void EncodeFileHeader(const FileHeader& h, std::span<uint8_t> out) {
   std::memset(out.data(), 0, kFileHeaderBytes);
   uint8_t* p = out.data();
   std::memcpy(p, kFileMagic, 8);
-  PutU32(p + 8, h.version);
-  PutU32(p + 12, static_cast<uint32_t>(h.geo.layout));
-  PutU64(p + 16, h.geo.n_params);
-  PutU32(p + 24, h.geo.chunk_params);
-  PutU32(p + 28, static_cast<uint32_t>(kFileHeaderBytes));
-  PutU64(p + 32, h.geo.n_chunks());
-  PutU64(p + 40, h.geo.slot_bytes());
-  PutU64(p + 48, h.geo.file_bytes());
-  PutU64(p + 56, h.run_id);
-  PutF64(p + 64, h.hyper.beta1);
-  PutF64(p + 72, h.hyper.beta2);
-  PutF64(p + 80, h.hyper.eps);
-  PutF64(p + 88, h.hyper.weight_decay);
-  PutU32(p + 96, static_cast<uint32_t>(kSlotHeaderBytes));
-  PutU32(p + 100, kChecksumXxh3);
-  PutU64(p + 120, Checksum(p, 120));
+  PutU32(p + fh::kVersion, h.version);
+  PutU32(p + fh::kLayout, static_cast<uint32_t>(h.geo.layout));
+  PutU64(p + fh::kNParams, h.geo.n_params);
+  PutU32(p + fh::kChunkParams, h.geo.chunk_params);
+  PutU32(p + fh::kHeaderBytes, static_cast<uint32_t>(kFileHeaderBytes));
+  PutU64(p + fh::kNChunks, h.geo.n_chunks());
+  PutU64(p + fh::kSlotBytes, h.geo.slot_bytes());
+  PutU64(p + fh::kFileBytes, h.geo.file_bytes());
+  PutU64(p + fh::kRunId, h.run_id);
+  PutF64(p + fh::kBeta1, h.hyper.beta1);
+  PutF64(p + fh::kBeta2, h.hyper.beta2);
+  PutF64(p + fh::kEps, h.hyper.eps);
+  PutF64(p + fh::kWeightDecay, h.hyper.weight_decay);
+  PutU32(p + fh::kSlotHeaderBytes, static_cast<uint32_t>(kSlotHeaderBytes));
+  PutU32(p + fh::kChecksumKind, kChecksumXxh3);
+  PutU64(p + fh::kChecksum, Checksum(p, fh::kChecksum));
 }
 
 Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::string& file) {
@@ -126,33 +139,33 @@ Result<FileHeader> DecodeFileHeader(std::span<const uint8_t> in, const std::stri
     return bad("truncated: " + std::to_string(in.size()) + " bytes, want at least " + std::to_string(kFileHeaderFields));
   const uint8_t* p = in.data();
   if (std::memcmp(p, kFileMagic, 8) != 0) return bad("bad magic (bytes 0..8): not a strata state file");
-  const uint64_t want = Checksum(p, 120), got = GetU64(p + 120);
+  const uint64_t want = Checksum(p, fh::kChecksum), got = GetU64(p + fh::kChecksum);
   if (want != got) return bad("checksum mismatch at offset 120 (the header bytes 0..120 are damaged)");
   FileHeader h;
-  h.version = GetU32(p + 8);
+  h.version = GetU32(p + fh::kVersion);
   if (h.version != kStateVersion)
     return bad("version " + std::to_string(h.version) + " (offset 8); this strata reads version " +
                std::to_string(kStateVersion));
-  const uint32_t layout = GetU32(p + 12);
+  const uint32_t layout = GetU32(p + fh::kLayout);
   if (!KnownLayout(layout)) return bad("unknown layout " + std::to_string(layout) + " (offset 12)");
   h.geo.layout = static_cast<Layout>(layout);
-  h.geo.n_params = GetU64(p + 16);
-  h.geo.chunk_params = GetU32(p + 24);
+  h.geo.n_params = GetU64(p + fh::kNParams);
+  h.geo.chunk_params = GetU32(p + fh::kChunkParams);
   if (Status st = h.geo.Validate(); !st.ok()) return bad(st.message() + " (offsets 16..28)");
-  if (GetU32(p + 28) != kFileHeaderBytes) return bad("header size field (offset 28) is not 4096");
-  if (GetU64(p + 32) != h.geo.n_chunks()) return bad("chunk count (offset 32) does not match params and chunk size");
-  if (GetU64(p + 40) != h.geo.slot_bytes()) return bad("slot size (offset 40) does not match the layout");
-  if (GetU64(p + 48) != h.geo.file_bytes()) return bad("file size (offset 48) does not match the geometry");
-  h.run_id = GetU64(p + 56);
-  h.hyper.beta1 = GetF64(p + 64);
-  h.hyper.beta2 = GetF64(p + 72);
-  h.hyper.eps = GetF64(p + 80);
-  h.hyper.weight_decay = GetF64(p + 88);
-  if (GetU32(p + 96) != kSlotHeaderBytes) return bad("slot header size (offset 96) is not 64");
-  if (GetU32(p + 100) != kChecksumXxh3) return bad("unknown checksum kind (offset 100)");
+  if (GetU32(p + fh::kHeaderBytes) != kFileHeaderBytes) return bad("header size field (offset 28) is not 4096");
+  if (GetU64(p + fh::kNChunks) != h.geo.n_chunks()) return bad("chunk count (offset 32) does not match params and chunk size");
+  if (GetU64(p + fh::kSlotBytes) != h.geo.slot_bytes()) return bad("slot size (offset 40) does not match the layout");
+  if (GetU64(p + fh::kFileBytes) != h.geo.file_bytes()) return bad("file size (offset 48) does not match the geometry");
+  h.run_id = GetU64(p + fh::kRunId);
+  h.hyper.beta1 = GetF64(p + fh::kBeta1);
+  h.hyper.beta2 = GetF64(p + fh::kBeta2);
+  h.hyper.eps = GetF64(p + fh::kEps);
+  h.hyper.weight_decay = GetF64(p + fh::kWeightDecay);
+  if (GetU32(p + fh::kSlotHeaderBytes) != kSlotHeaderBytes) return bad("slot header size (offset 96) is not 64");
+  if (GetU32(p + fh::kChecksumKind) != kChecksumXxh3) return bad("unknown checksum kind (offset 100)");
   // The checksum covers bytes 0..120 only, so the zeros it leaves out are checked one by one: a
   // non-zero byte there is damage (or another program's bytes), never something to ignore.
-  if (const uint8_t* nz = FirstNonZero(p + 104, p + 120))
+  if (const uint8_t* nz = FirstNonZero(p + fh::kReserved, p + fh::kChecksum))
     return bad("reserved field (offsets 104..120) is not zero: byte " + std::to_string(nz - p) + " is " + HexByte(*nz));
   const uint8_t* end = p + std::min<size_t>(in.size(), kFileHeaderBytes);
   if (const uint8_t* nz = FirstNonZero(p + kFileHeaderFields, end))
@@ -185,23 +198,23 @@ uint64_t SlotChecksum(const uint8_t* slot, uint64_t payload_bytes, ThreadPool* p
 void SealSlot(uint8_t* slot, SlotHeader h, ThreadPool* pool) {
   std::memset(slot, 0, kSlotHeaderBytes);
   PutU32(slot, kSlotMagic);
-  PutU32(slot + 4, h.chunk_len);
-  PutU64(slot + 8, h.chunk);
-  PutU64(slot + 16, h.step);
-  PutU64(slot + 24, h.payload_bytes);
-  PutU64(slot + 32, h.run_id);
-  PutU64(slot + 56, SlotChecksum(slot, h.payload_bytes, pool));
+  PutU32(slot + sh::kChunkLen, h.chunk_len);
+  PutU64(slot + sh::kChunk, h.chunk);
+  PutU64(slot + sh::kStep, h.step);
+  PutU64(slot + sh::kPayloadBytes, h.payload_bytes);
+  PutU64(slot + sh::kRunId, h.run_id);
+  PutU64(slot + sh::kChecksum, SlotChecksum(slot, h.payload_bytes, pool));
 }
 
 SlotHeader PeekSlotHeader(const uint8_t* slot, uint32_t* magic) {
   if (magic) *magic = GetU32(slot);
   SlotHeader h;
-  h.chunk_len = GetU32(slot + 4);
-  h.chunk = GetU64(slot + 8);
-  h.step = GetU64(slot + 16);
-  h.payload_bytes = GetU64(slot + 24);
-  h.run_id = GetU64(slot + 32);
-  h.checksum = GetU64(slot + 56);
+  h.chunk_len = GetU32(slot + sh::kChunkLen);
+  h.chunk = GetU64(slot + sh::kChunk);
+  h.step = GetU64(slot + sh::kStep);
+  h.payload_bytes = GetU64(slot + sh::kPayloadBytes);
+  h.run_id = GetU64(slot + sh::kRunId);
+  h.checksum = GetU64(slot + sh::kChecksum);
   return h;
 }
 
@@ -271,13 +284,13 @@ void InitSlotPayload(Layout layout, const SlotView& v) {
 std::array<uint8_t, kManifestBytes> EncodeManifest(const Manifest& m) {
   std::array<uint8_t, kManifestBytes> b{};
   std::memcpy(b.data(), kManifestMagic, 8);
-  PutU32(b.data() + 8, m.version);
-  PutU64(b.data() + 16, m.run_id);
-  PutU64(b.data() + 24, m.committed_step);
-  PutU64(b.data() + 32, m.n_chunks);
-  PutU64(b.data() + 40, m.file_bytes);
-  PutU64(b.data() + 48, m.unix_seconds);
-  PutU64(b.data() + 56, Checksum(b.data(), 56));
+  PutU32(b.data() + mf::kVersion, m.version);
+  PutU64(b.data() + mf::kRunId, m.run_id);
+  PutU64(b.data() + mf::kCommittedStep, m.committed_step);
+  PutU64(b.data() + mf::kNChunks, m.n_chunks);
+  PutU64(b.data() + mf::kFileBytes, m.file_bytes);
+  PutU64(b.data() + mf::kUnixSeconds, m.unix_seconds);
+  PutU64(b.data() + mf::kChecksum, Checksum(b.data(), mf::kChecksum));
   return b;
 }
 
@@ -288,17 +301,17 @@ Result<Manifest> DecodeManifest(std::span<const uint8_t> in, const std::string& 
                (in.size() < kManifestBytes ? " (truncated)" : " (trailing bytes)"));
   const uint8_t* p = in.data();
   if (std::memcmp(p, kManifestMagic, 8) != 0) return bad("bad magic (bytes 0..8): not a strata manifest");
-  if (Checksum(p, 56) != GetU64(p + 56)) return bad("checksum mismatch at offset 56 (bytes 0..56 are damaged)");
+  if (Checksum(p, mf::kChecksum) != GetU64(p + mf::kChecksum)) return bad("checksum mismatch at offset 56 (bytes 0..56 are damaged)");
   Manifest m;
-  m.version = GetU32(p + 8);
+  m.version = GetU32(p + mf::kVersion);
   if (m.version != kStateVersion)
     return bad("version " + std::to_string(m.version) + " (offset 8); this strata reads version " +
                std::to_string(kStateVersion));
-  m.run_id = GetU64(p + 16);
-  m.committed_step = GetU64(p + 24);
-  m.n_chunks = GetU64(p + 32);
-  m.file_bytes = GetU64(p + 40);
-  m.unix_seconds = GetU64(p + 48);
+  m.run_id = GetU64(p + mf::kRunId);
+  m.committed_step = GetU64(p + mf::kCommittedStep);
+  m.n_chunks = GetU64(p + mf::kNChunks);
+  m.file_bytes = GetU64(p + mf::kFileBytes);
+  m.unix_seconds = GetU64(p + mf::kUnixSeconds);
   return m;
 }
 
@@ -307,7 +320,7 @@ Status PreadFull(int fd, uint8_t* buf, size_t n, uint64_t off, const std::string
   while (*got < n) {
     const ssize_t r = ::pread(fd, buf + *got, n - *got, static_cast<off_t>(off + *got));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + Errno(errno));
+    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(off + *got) + ": " + ErrnoText(errno));
     if (r == 0) break;
     *got += static_cast<size_t>(r);
   }
@@ -320,12 +333,12 @@ Status WriteManifestAtomic(const std::string& dir, const Manifest& m, bool* rena
   const std::string dst = dir + "/" + kManifestName;
   const auto bytes = EncodeManifest(m);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(tmp + ": create: " + Errno(errno));
+  if (fd < 0) return Status::IOError(tmp + ": create: " + ErrnoText(errno));
   Status st = WriteAll(fd, bytes.data(), bytes.size(), tmp);
-  if (st.ok() && ::fsync(fd) != 0) st = Status::IOError(tmp + ": fsync: " + Errno(errno));
+  if (st.ok() && ::fsync(fd) != 0) st = Status::IOError(tmp + ": fsync: " + ErrnoText(errno));
   ::close(fd);
   if (st.ok() && ::rename(tmp.c_str(), dst.c_str()) != 0)
-    st = Status::IOError(tmp + ": rename to " + dst + ": " + Errno(errno));
+    st = Status::IOError(tmp + ": rename to " + dst + ": " + ErrnoText(errno));
   if (!st.ok()) {
     ::unlink(tmp.c_str());  // the old MANIFEST is untouched
     return st;
@@ -341,7 +354,7 @@ Result<Manifest> ReadManifest(const std::string& dir) {
     if (errno == ENOENT)
       return Status::NotFound(path + ": missing: " + dir +
                               " is not a strata state directory, or its creation never finished");
-    return Status::IOError(path + ": open: " + Errno(errno));
+    return Status::IOError(path + ": open: " + ErrnoText(errno));
   }
   uint8_t buf[kManifestBytes + 1];
   size_t got = 0;
@@ -351,7 +364,7 @@ Result<Manifest> ReadManifest(const std::string& dir) {
     if (r < 0) {
       const int e = errno;
       ::close(fd);
-      return Status::IOError(path + ": read: " + Errno(e));
+      return Status::IOError(path + ": read: " + ErrnoText(e));
     }
     if (r == 0) break;
     got += static_cast<size_t>(r);

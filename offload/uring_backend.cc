@@ -9,11 +9,12 @@
 #include <cstring>
 
 #include "offload/io.h"
+#include "runtime/file_util.h"
 
 namespace strata::offload {
 namespace {
 
-std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::to_string(e) + ")"; }
+std::string Errno(int e) { return ErrnoText(e) + " (errno " + std::to_string(e) + ")"; }
 
 class UringBackend final : public IoBackend {
  public:

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "runtime/asio.h"
+#include "runtime/waiter.h"
 #include "runtime/status.h"
 
 namespace strata {
@@ -101,31 +102,9 @@ class Channel {
   const asio::any_io_executor& get_executor() const { return ex_; }
 
  private:
-  // A suspended coroutine's completion handler for the signature void(Arg), type-erased.
   template <class Arg>
-  struct WaiterBase {
-    virtual ~WaiterBase() = default;
-    virtual void Post(const asio::any_io_executor& fallback, Arg arg) = 0;
-  };
-  template <class Arg>
-  using Waiter = std::unique_ptr<WaiterBase<Arg>>;
-
-  template <class Arg, class Handler>
-  static Waiter<Arg> MakeWaiter(Handler&& handler) {
-    struct Impl final : WaiterBase<Arg> {
-      explicit Impl(Handler&& h) : handler(std::move(h)) {}
-      void Post(const asio::any_io_executor& fallback, Arg arg) override {
-        auto ex = asio::get_associated_executor(handler, fallback);
-        asio::post(ex, [h = std::move(handler), a = std::move(arg)]() mutable { std::move(h)(std::move(a)); });
-      }
-      Handler handler;
-    };
-    return std::make_unique<Impl>(std::move(handler));
-  }
-
-  template <class Arg>
-  void Resume(Waiter<Arg> waiter, Arg arg) {
-    waiter->Post(ex_, std::move(arg));
+  static void Resume(WaiterPtr<Arg> waiter, Arg arg) {
+    waiter->Resume(std::move(arg));
   }
 
   template <class Q>
@@ -137,7 +116,7 @@ class Channel {
 
   struct PendingSend {
     T value;
-    Waiter<bool> waiter;
+    WaiterPtr<bool> waiter;
   };
 
   asio::any_io_executor ex_;
@@ -145,7 +124,7 @@ class Channel {
   bool closed_ = false;
   std::deque<T> buffer_;                           // size() <= capacity_
   std::deque<PendingSend> senders_;                // non-empty only while buffer_ is full
-  std::deque<Waiter<std::optional<T>>> receivers_;  // non-empty only while buffer_ is empty
+  std::deque<WaiterPtr<std::optional<T>>> receivers_;  // non-empty only while buffer_ is empty
 };
 
 }  // namespace strata

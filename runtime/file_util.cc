@@ -1,6 +1,7 @@
 #include "runtime/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,12 +9,43 @@
 #include <filesystem>
 
 namespace strata {
-namespace {
 
 std::string ErrnoText(int e) {
   std::string s = std::strerror(e);
   if (e == ENOSPC) s += " (the disk is full)";
   return s;
+}
+
+namespace {
+
+template <class Bytes>
+Status ReadFileInto(const std::string& path, Bytes* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return Status::NotFound(path + ": no such file or folder");
+    return Status::IOError(path + ": open: " + ErrnoText(e));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::IOError(path + ": fstat: " + ErrnoText(errno));
+  if (!S_ISREG(st.st_mode)) return Status::IOError(path + ": not a regular file");
+  out->clear();
+  out->resize(static_cast<size_t>(st.st_size) + 1);  // one byte more: the read that finds the end
+  size_t got = 0;
+  for (;;) {
+    if (got == out->size()) out->resize(out->size() * 2);
+    const ssize_t r = ::read(fd, reinterpret_cast<uint8_t*>(out->data()) + got, out->size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::IOError(path + ": read at offset " + std::to_string(got) + ": " + ErrnoText(errno));
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out->resize(got);
+  return Status::Ok();
 }
 
 // The loop behind WriteAll (at the file position) and PwriteAll (positional: at offset off).
@@ -76,5 +108,8 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes, bool syn
   if (fd < 0) return Status::IOError(tmp + ": create: " + ErrnoText(errno));
   return FinishAtomicWrite(fd, tmp, path, WriteAll(fd, bytes.data(), bytes.size(), tmp), sync);
 }
+
+Status ReadFile(const std::string& path, std::string* out) { return ReadFileInto(path, out); }
+Status ReadFile(const std::string& path, std::vector<uint8_t>* out) { return ReadFileInto(path, out); }
 
 }  // namespace strata

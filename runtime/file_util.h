@@ -7,10 +7,20 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/status.h"
 
 namespace strata {
+
+// errno's text for messages: strerror(e), and for ENOSPC "(the disk is full)" after it.
+std::string ErrnoText(int e);
+
+// The whole file into *out, to its end (also when it grew since it was opened). NotFound when it
+// does not exist ("PATH: no such file or folder"); IOError naming the file, the step and errno
+// otherwise, also for something that is not a regular file.
+[[nodiscard]] Status ReadFile(const std::string& path, std::string* out);
+[[nodiscard]] Status ReadFile(const std::string& path, std::vector<uint8_t>* out);
 
 // write(2) until all n bytes are written: EINTR is retried, a short write goes on where it stopped,
 // and a write that makes no progress is an error (EIO) rather than a spin. `what` names the file.

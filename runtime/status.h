@@ -52,6 +52,13 @@ class [[nodiscard]] Status {
   // "InvalidArgument: lr must be finite and >= 0 (got nan)"
   std::string ToString() const;
 
+  // The same kind, with what the caller was doing in front: "--init: model.safetensors: ...".
+  // An OK status stays OK.
+  Status WithContext(std::string_view context) const {
+    if (ok()) return *this;
+    return Status(code_, std::string(context) + ": " + message_);
+  }
+
   // Deliberately ignore a status (say why at the call site).
   void IgnoreError() const {}
 
@@ -97,6 +104,18 @@ class [[nodiscard]] Result {
     ::strata::Status strata_status_ = (expr); \
     if (!strata_status_.ok()) return strata_status_; \
   } while (0)
+
+// Declares (or assigns) lhs from a Result, or propagates its Status to the caller:
+//   STRATA_ASSIGN_OR_RETURN(auto model, Gpt2::Create(cfg, threads));
+// It is several statements: under an `if`, use braces.
+#define STRATA_ASSIGN_OR_RETURN(lhs, rexpr) \
+  STRATA_ASSIGN_OR_RETURN_IMPL_(STRATA_STATUS_CONCAT_(strata_result_, __LINE__), lhs, rexpr)
+#define STRATA_STATUS_CONCAT_INNER_(a, b) a##b
+#define STRATA_STATUS_CONCAT_(a, b) STRATA_STATUS_CONCAT_INNER_(a, b)
+#define STRATA_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \
+  auto tmp = (rexpr);                                  \
+  if (!tmp.ok()) return tmp.status();                  \
+  lhs = std::move(tmp).value()
 
 // Always-on check for bugs (never for syscall results or bad input).
 #define STRATA_CHECK(cond)                                                                 \

@@ -21,10 +21,12 @@
 
 #include "model/checkpoint.h"
 #include "model/data.h"
+#include "model/gpt2_json.h"
 #include "model/tokenizer.h"
 #include "offload/inspect.h"
 #include "offload/offload_engine.h"
 #include "offload/state_file.h"
+#include "runtime/clock.h"
 #include "runtime/file_util.h"
 #include "runtime/fmt.h"
 #include "runtime/progress.h"
@@ -40,6 +42,12 @@ using namespace strata::model;
 
 std::atomic<bool> g_stop_requested{false};
 
+// What run.json holds: every option that decides the arithmetic of the run.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FinetuneOptions, model, init, data, tokenizer, steps, batch, seq, lr, warmup,
+                                   min_lr_ratio, beta1, beta2, eps, weight_decay, optimizer, offload, chunk_params,
+                                   eval_every, eval_batches, val_fraction, seed, threads, prompt, sample_tokens,
+                                   temperature)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -48,86 +56,29 @@ using Json = nlohmann::ordered_json;
 constexpr char kDefaultCorpus[] = "/usr/share/games/fortunes";
 constexpr int kRunVersion = 1;
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double Now() { return MonotonicSeconds(); }
 
-Json OptionsToJson(const FinetuneOptions& o, const Gpt2Config& cfg, const std::string& state_dir,
-                   const std::string& tokenizer_name) {
-  Json j;
+nlohmann::json OptionsToJson(const FinetuneOptions& o, const Gpt2Config& cfg, const std::string& state_dir,
+                             const std::string& tokenizer_name) {
+  FinetuneOptions arithmetic = o;
+  arithmetic.model = cfg;
+  nlohmann::json j = arithmetic;  // nlohmann 3.11.2's type macros convert to nlohmann::json (keys sorted)
   j["version"] = kRunVersion;
-  j["model"] = {{"n_layer", cfg.n_layer}, {"n_head", cfg.n_head}, {"n_embd", cfg.n_embd},
-                {"n_ctx", cfg.n_ctx},     {"vocab", cfg.vocab},   {"ln_eps", cfg.ln_eps}};
-  j["init"] = o.init;
-  j["data"] = o.data;
-  j["tokenizer"] = o.tokenizer;
   j["tokenizer_name"] = tokenizer_name;
-  j["steps"] = o.steps;
-  j["batch"] = o.batch;
-  j["seq"] = o.seq;
-  j["lr"] = o.lr;
-  j["warmup"] = o.warmup;
-  j["min_lr_ratio"] = o.min_lr_ratio;
-  j["beta1"] = o.beta1;
-  j["beta2"] = o.beta2;
-  j["eps"] = o.eps;
-  j["weight_decay"] = o.weight_decay;
-  j["optimizer"] = o.optimizer;
-  j["offload"] = OffloadName(o.offload);
   j["state_dir"] = state_dir;
-  j["chunk_params"] = o.chunk_params;
-  j["eval_every"] = o.eval_every;
-  j["eval_batches"] = o.eval_batches;
-  j["val_fraction"] = o.val_fraction;
-  j["seed"] = o.seed;
-  j["threads"] = o.threads;
-  j["prompt"] = o.prompt;
-  j["sample_tokens"] = o.sample_tokens;
-  j["temperature"] = o.temperature;
   return j;
 }
 
 // Restores what decides the arithmetic of a run from run.json; what only changes the display
 // (progress, quiet, trace) stays as given.
-Status OptionsFromJson(const Json& j, const std::string& where, FinetuneOptions* o, std::string* state_dir) {
+Status OptionsFromJson(const nlohmann::json& j, const std::string& where, FinetuneOptions* o, std::string* state_dir) {
   try {
     if (j.at("version").get<int>() != kRunVersion) {
       return Status::InvalidArgument(where + ": version " + j.at("version").dump() + " is not " +
                                      std::to_string(kRunVersion));
     }
-    const Json& m = j.at("model");
-    o->model.n_layer = m.at("n_layer");
-    o->model.n_head = m.at("n_head");
-    o->model.n_embd = m.at("n_embd");
-    o->model.n_ctx = m.at("n_ctx");
-    o->model.vocab = m.at("vocab");
-    o->model.ln_eps = m.at("ln_eps");
-    o->init = j.at("init");
-    o->data = j.at("data");
-    o->tokenizer = j.at("tokenizer");
-    o->steps = j.at("steps");
-    o->batch = j.at("batch");
-    o->seq = j.at("seq");
-    o->lr = j.at("lr");
-    o->warmup = j.at("warmup");
-    o->min_lr_ratio = j.at("min_lr_ratio");
-    o->beta1 = j.at("beta1");
-    o->beta2 = j.at("beta2");
-    o->eps = j.at("eps");
-    o->weight_decay = j.at("weight_decay");
-    o->optimizer = j.at("optimizer");
-    const std::string off = j.at("offload");
-    o->offload = off == "none" ? OffloadMode::kNone : off == "ram" ? OffloadMode::kRam : OffloadMode::kNvme;
-    *state_dir = j.at("state_dir");
-    o->chunk_params = j.at("chunk_params");
-    o->eval_every = j.at("eval_every");
-    o->eval_batches = j.at("eval_batches");
-    o->val_fraction = j.at("val_fraction");
-    o->seed = j.at("seed");
-    o->threads = j.at("threads");
-    o->prompt = j.at("prompt");
-    o->sample_tokens = j.at("sample_tokens");
-    o->temperature = j.at("temperature");
+    j.get_to(*o);
+    j.at("state_dir").get_to(*state_dir);
   } catch (const std::exception& e) {
     return Status::Corruption(where + ": " + e.what());
   }
@@ -240,7 +191,7 @@ Status CheckNothingCommitted(const std::string& out, const std::string& state_di
     ev = r->evidence;
     state_says = r->EvidenceText();
   } else if (!r.status().IsNotFound()) {
-    return Status(r.status().code(), "--resume: optimizer state " + state_dir + ": " + r.status().message());
+    return r.status().WithContext("--resume: optimizer state " + state_dir);
   }
   const std::string out_says = CommittedStepInOut(out);
   if (offload::NothingCommitted(ev) && out_says.empty()) return Status::Ok();
@@ -256,7 +207,7 @@ Status CheckNothingCommitted(const std::string& out, const std::string& state_di
 // Open refused the state for a reason other than a missing manifest.
 Status ResumeRefused(const std::string& out, const std::string& state_dir, const Status& open_error) {
   if (!open_error.IsCorruption())
-    return Status(open_error.code(), "--resume: optimizer state " + state_dir + ": " + open_error.message());
+    return open_error.WithContext("--resume: optimizer state " + state_dir);
   return Status::Corruption("--resume: the optimizer state in " + state_dir + " is damaged, and nothing was changed:\n  " +
                             open_error.message() + QuoteInspect(state_dir) +
                             RecoveryText(out, state_dir, "restore " + state_dir + " from a backup"));
@@ -273,7 +224,7 @@ Status VerifyBeforeTheFirstStep(offload::OffloadEngine& engine, const std::strin
     bad.emplace_back(c, s);
   });
   if (st.ok()) return st;
-  if (bad.empty()) return Status(st.code(), "--resume: verifying the committed step: " + st.message());
+  if (bad.empty()) return st.WithContext("--resume: verifying the committed step");
   std::sort(bad.begin(), bad.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::string m = "--resume: the committed step " + std::to_string(engine.committed_step()) + " in " + engine.dir() +
                   " does not verify: " + std::to_string(bad.size()) + " of " +
@@ -342,14 +293,70 @@ Result<std::string> KeepOldRunAside(const std::string& out, std::string state_di
 
 LrSchedule Schedule(const FinetuneOptions& o) { return LrSchedule{o.lr, o.warmup, o.steps, o.min_lr_ratio}; }
 
-Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
-  FILE* log = stderr;
-  auto say = [&](const std::string& s) {
-    if (!opt.quiet) std::fprintf(log, "%s\n", s.c_str());
-  };
+namespace {
 
-  // --- the output folder, and run.json when resuming ---------------------------------------------
-  std::string state_dir;
+// One run of `strata finetune`, in the four phases RunFinetune calls in order.
+class FinetuneRun {
+ public:
+  explicit FinetuneRun(FinetuneOptions opt) : opt_(std::move(opt)) {}
+  ~FinetuneRun() {
+    if (metrics_) std::fclose(metrics_);
+  }
+  FinetuneRun(const FinetuneRun&) = delete;
+  FinetuneRun& operator=(const FinetuneRun&) = delete;
+
+  // run.json, every check (tokenizer, model config, corpus), the model and its first weights.
+  Status SetUp();
+  // The optimizer: a fresh Trainer, or on --resume the committed state, verified.
+  Status MakeOptimizer();
+  // metrics.jsonl as the committed steps left it, step 0's evaluation, then every step.
+  Status Loop();
+  // Samples, the loss plot, the trace and the summary.
+  Result<FinetuneResult> Finish();
+
+ private:
+  void Say(const std::string& s) const {
+    if (!opt_.quiet) std::fprintf(stderr, "%s\n", s.c_str());
+  }
+  Status InitWeights();  // a fresh model's seeded weights, or the --init checkpoint
+  Status WriteRunJson() const {
+    return WriteFileAtomic(run_json_, OptionsToJson(opt_, cfg_, state_dir_, tok_->name()).dump(2) + "\n");
+  }
+  Result<double> Eval();
+  Status Sample(const char* when);
+  Status Save(uint64_t step) const {
+    return SaveCheckpoint(opt_.out, cfg_, model_->params(),
+                          {{"strata.step", std::to_string(step)}, {"strata.optimizer", opt_.optimizer}});
+  }
+  bool EvalDue(uint64_t step) const { return step == opt_.steps || (opt_.eval_every && step % opt_.eval_every == 0); }
+  Status OpenMetrics();
+  void LogMetrics(const Json& j) {
+    std::fprintf(metrics_, "%s\n", j.dump().c_str());
+    std::fflush(metrics_);
+    history_.push_back(j);
+  }
+
+  FinetuneOptions opt_;
+  std::string state_dir_, run_json_, data_;
+  std::unique_ptr<Tokenizer> tok_;
+  Gpt2Config cfg_;
+  TokenCorpus corpus_;
+  std::unique_ptr<Gpt2> model_;
+  Tracer tracer_;
+  Tracer* tr_ = nullptr;
+  std::unique_ptr<Trainer> trainer_;
+  uint64_t committed_ = 0;
+  Batch batch_;
+  std::string samples_;
+  std::vector<Json> history_;
+  FILE* metrics_ = nullptr;
+  std::string metrics_path_, pending_path_;
+  FinetuneResult res_;
+};
+
+Status FinetuneRun::SetUp() {
+  FinetuneOptions& opt = opt_;
+  // --- the output folder, and run.json when resuming
   if (opt.out.empty()) {
     if (opt.resume) return Status::InvalidArgument("--resume needs --out: the folder of the run to continue");
     const char* tmp = std::getenv("TMPDIR");
@@ -357,20 +364,20 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     if (!::mkdtemp(tmpl.data())) return Status::IOError("mkdtemp " + tmpl + ": " + std::strerror(errno));
     opt.out = tmpl;
   }
-  const std::string run_json = opt.out + "/run.json";
+  run_json_ = opt.out + "/run.json";
   if (opt.restart) opt.resume = true;  // the same run (run.json), from step 0
   const std::string resume_flag = opt.restart ? "--restart" : "--resume";
   if (opt.resume) {
-    std::ifstream in(run_json);
-    if (!in) return Status::NotFound(resume_flag + ": " + run_json + " not found: is --out the folder of a run?");
-    Json j = Json::parse(in, nullptr, false);
-    if (j.is_discarded()) return Status::Corruption(run_json + ": not valid JSON");
-    STRATA_RETURN_IF_ERROR(OptionsFromJson(j, run_json, &opt, &state_dir));
+    std::ifstream in(run_json_);
+    if (!in) return Status::NotFound(resume_flag + ": " + run_json_ + " not found: is --out the folder of a run?");
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded()) return Status::Corruption(run_json_ + ": not valid JSON");
+    STRATA_RETURN_IF_ERROR(OptionsFromJson(j, run_json_, &opt, &state_dir_));
     if (opt.offload == OffloadMode::kNone && !opt.restart) {
       return Status::InvalidArgument("--resume: the run in " + opt.out +
                                      " kept its optimizer state in memory (--offload none); nothing to resume");
     }
-  } else if (fs::exists(run_json)) {
+  } else if (fs::exists(run_json_)) {
     return Status::InvalidArgument("--out " + opt.out +
                                    " already holds a run (run.json): pass --resume to continue it, --restart to "
                                    "start it over (the old files are kept), or choose another --out");
@@ -378,79 +385,76 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
   STRATA_RETURN_IF_ERROR(CheckOptions(opt));
   STRATA_RETURN_IF_ERROR(PrepareOut(opt.out));
 
-  // --- tokenizer, model config, corpus: every check before the first step --------------------------
-  Result<std::unique_ptr<Tokenizer>> tok_r = LoadTokenizer(opt.tokenizer);
-  if (!tok_r.ok()) return tok_r.status();
-  const Tokenizer& tok = *tok_r.value();
-  Gpt2Config cfg = opt.model;
-  const bool fresh = opt.init == "new";
+  // --- tokenizer, model config, corpus: every check before the first step
+  STRATA_ASSIGN_OR_RETURN(tok_, LoadTokenizer(opt.tokenizer));
+  const Tokenizer& tok = *tok_;
+  cfg_ = opt.model;
   if (opt.resume) {
     // The config was restored from run.json.
-  } else if (fresh) {
-    cfg.vocab = tok.vocab_size();
+  } else if (opt.init == "new") {
+    cfg_.vocab = tok.vocab_size();
   } else {
     Result<Gpt2Config> c = ReadCheckpointConfig(opt.init);
-    if (!c.ok()) return Status(c.status().code(), "--init: " + c.status().message());
-    cfg = c.value();
+    if (!c.ok()) return c.status().WithContext("--init");
+    cfg_ = c.value();
   }
-  STRATA_RETURN_IF_ERROR(cfg.Validate());
-  if (tok.vocab_size() > cfg.vocab) {
+  STRATA_RETURN_IF_ERROR(cfg_.Validate());
+  if (tok.vocab_size() > cfg_.vocab) {
     return Status::InvalidArgument("--tokenizer " + opt.tokenizer + " has " + std::to_string(tok.vocab_size()) +
-                                   " tokens, more than the model's vocabulary of " + std::to_string(cfg.vocab));
+                                   " tokens, more than the model's vocabulary of " + std::to_string(cfg_.vocab));
   }
-  if (opt.seq > cfg.n_ctx) {
+  if (opt.seq > cfg_.n_ctx) {
     return Status::InvalidArgument("--seq " + std::to_string(opt.seq) + " is longer than the model's context of " +
-                                   std::to_string(cfg.n_ctx) + " tokens");
+                                   std::to_string(cfg_.n_ctx) + " tokens");
   }
-  std::string data = opt.data.empty() ? std::string(kDefaultCorpus) : opt.data;
-  if (opt.data.empty() && !fs::exists(data)) {
-    return Status::NotFound("--data: the default corpus " + data +
+  data_ = opt.data.empty() ? std::string(kDefaultCorpus) : opt.data;
+  if (opt.data.empty() && !fs::exists(data_)) {
+    return Status::NotFound("--data: the default corpus " + data_ +
                             " is not installed (Debian package fortunes: scripts/setup.sh installs it); pass --data");
   }
   CorpusOptions co;
   co.val_fraction = opt.val_fraction;
   co.split_seed = opt.seed;
   co.verbose = false;
-  Result<TokenCorpus> corpus_r = LoadCorpus(data, tok, co);
-  if (!corpus_r.ok()) return Status(corpus_r.status().code(), "--data: " + corpus_r.status().message());
-  const TokenCorpus& corpus = corpus_r.value();
-  if (corpus.train.size() < static_cast<size_t>(opt.seq) + 1 || corpus.val.size() < static_cast<size_t>(opt.seq) + 1) {
-    return Status::InvalidArgument("--data " + data + ": " + std::to_string(corpus.train.size()) + " training and " +
-                                   std::to_string(corpus.val.size()) + " validation tokens; each needs at least --seq + 1 = " +
+  Result<TokenCorpus> corpus = LoadCorpus(data_, tok, co);
+  if (!corpus.ok()) return corpus.status().WithContext("--data");
+  corpus_ = std::move(corpus).value();
+  if (corpus_.train.size() < static_cast<size_t>(opt.seq) + 1 || corpus_.val.size() < static_cast<size_t>(opt.seq) + 1) {
+    return Status::InvalidArgument("--data " + data_ + ": " + std::to_string(corpus_.train.size()) + " training and " +
+                                   std::to_string(corpus_.val.size()) + " validation tokens; each needs at least --seq + 1 = " +
                                    std::to_string(opt.seq + 1));
   }
 
-  Result<std::unique_ptr<Gpt2>> model_r = Gpt2::Create(cfg, opt.threads);
-  if (!model_r.ok()) return model_r.status();
-  Gpt2& model = *model_r.value();
+  STRATA_ASSIGN_OR_RETURN(model_, Gpt2::Create(cfg_, opt.threads));
   // The starting weights (a resumed run with committed state takes them from the state instead).
-  auto init_weights = [&]() -> Status {
-    if (fresh) {
-      model.InitRandom(opt.seed);
-      return Status::Ok();
-    }
-    Status s = LoadCheckpoint(opt.init, model);
-    return s.ok() ? s : Status(s.code(), "--init: " + s.message());
-  };
-  if (!opt.resume || opt.restart || opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(init_weights());
-  const uint64_t n = model.num_params();
-  say("strata finetune: " + cfg.ToString() + " (" + std::to_string(n) + " parameters), " + std::to_string(model.threads()) +
-      " threads, kernels " + Gpt2KernelIsa());
-  say("  data: " + data + ": " + std::to_string(corpus.files) + " file(s), " + std::to_string(corpus.train.size()) +
-      " training and " + std::to_string(corpus.val.size()) + " validation tokens (" + tok.name() + " tokenizer)");
+  if (!opt.resume || opt.restart || opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(InitWeights());
+  Say("strata finetune: " + cfg_.ToString() + " (" + std::to_string(model_->num_params()) + " parameters), " +
+      std::to_string(model_->threads()) + " threads, kernels " + Gpt2KernelIsa());
+  Say("  data: " + data_ + ": " + std::to_string(corpus_.files) + " file(s), " + std::to_string(corpus_.train.size()) +
+      " training and " + std::to_string(corpus_.val.size()) + " validation tokens (" + tok.name() + " tokenizer)");
 
   if (opt.restart) {
     // Every check has passed: only now do the old files move aside.
-    Result<std::string> kept = KeepOldRunAside(opt.out, state_dir);
+    Result<std::string> kept = KeepOldRunAside(opt.out, state_dir_);
     if (!kept.ok()) return kept.status();
-    say("  --restart: kept " + kept.value() + "; starting at step 0");
+    Say("  --restart: kept " + kept.value() + "; starting at step 0");
   }
+  return Status::Ok();
+}
 
-  // --- optimizer: state on disk (nvme, ram) or in memory (none) ------------------------------------
-  Tracer tracer;
-  Tracer* tr = opt.trace.empty() ? nullptr : &tracer;
-  if (tr) tr->SetTrackName(trace_track::kTrain, "train (forward, backward)");
-  if (opt.chunk_params == 0) opt.chunk_params = AutoChunk(n);
+Status FinetuneRun::InitWeights() {
+  if (opt_.init == "new") {
+    model_->InitRandom(opt_.seed);
+    return Status::Ok();
+  }
+  return LoadCheckpoint(opt_.init, *model_).WithContext("--init");
+}
+
+Status FinetuneRun::MakeOptimizer() {
+  const FinetuneOptions& opt = opt_;
+  tr_ = opt.trace.empty() ? nullptr : &tracer_;
+  if (tr_) tr_->SetTrackName(trace_track::kTrain, "train (forward, backward)");
+  if (opt_.chunk_params == 0) opt_.chunk_params = AutoChunk(model_->num_params());
   TrainerOptions to;
   to.optimizer = opt.optimizer;
   to.beta1 = opt.beta1;
@@ -463,152 +467,134 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
   to.offload_ram = opt.offload_ram;
   to.direct_io = opt.direct_io;
   to.threads = opt.threads;
-  to.tracer = tr;
-  std::unique_ptr<Trainer> trainer;
+  to.tracer = tr_;
   if (opt.offload != OffloadMode::kNone) {
-    if (state_dir.empty()) {
+    if (state_dir_.empty()) {
       if (!opt.offload_dir.empty()) {
-        state_dir = opt.offload_dir;
+        state_dir_ = opt.offload_dir;
       } else if (opt.offload == OffloadMode::kNvme) {
-        state_dir = opt.out + "/state";
+        state_dir_ = opt.out + "/state";
       } else {
         std::string t = "/dev/shm/strata-state-XXXXXX";
         if (!::mkdtemp(t.data())) return Status::IOError("--offload ram: mkdtemp " + t + ": " + std::strerror(errno));
-        state_dir = t;
+        state_dir_ = t;
       }
     }
-    to.state_dir = state_dir;
-    if (!opt.resume) {
-      // run.json first: from here on a kill leaves a run that --resume continues (from step 0 if
-      // no step was committed yet).
-      STRATA_RETURN_IF_ERROR(WriteFileAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
-    }
+    to.state_dir = state_dir_;
+    // run.json first: from here on a kill leaves a run that --resume continues (from step 0 if
+    // no step was committed yet).
+    if (!opt.resume) STRATA_RETURN_IF_ERROR(WriteRunJson());
     if (opt.resume && !opt.restart) {
-      auto t = Trainer::Open(model, to);
+      auto t = Trainer::Open(*model_, to);
       if (t.ok()) {
-        trainer = std::move(t).value();
-        STRATA_RETURN_IF_ERROR(VerifyBeforeTheFirstStep(*trainer->engine(), opt.out));
+        trainer_ = std::move(t).value();
+        STRATA_RETURN_IF_ERROR(VerifyBeforeTheFirstStep(*trainer_->engine(), opt.out));
       } else if (t.status().IsNotFound()) {
         // No manifest. Killed before step 0 was committed: start the run again, it is
         // deterministic. But only when nothing proves a commit (see "--resume's guards").
-        STRATA_RETURN_IF_ERROR(CheckNothingCommitted(opt.out, state_dir, t.status()));
-        say("  no committed optimizer state in " + state_dir + " (" + t.status().message() +
+        STRATA_RETURN_IF_ERROR(CheckNothingCommitted(opt.out, state_dir_, t.status()));
+        Say("  no committed optimizer state in " + state_dir_ + " (" + t.status().message() +
             ", and no step was ever committed): starting at step 0");
-        STRATA_RETURN_IF_ERROR(init_weights());
+        STRATA_RETURN_IF_ERROR(InitWeights());
       } else {
-        return ResumeRefused(opt.out, state_dir, t.status());
+        return ResumeRefused(opt.out, state_dir_, t.status());
       }
     }
   }
-  if (!trainer) {
-    auto t = Trainer::Create(model, to);
-    if (!t.ok()) return t.status();
-    trainer = std::move(t).value();
+  if (!trainer_) {
+    STRATA_ASSIGN_OR_RETURN(trainer_, Trainer::Create(*model_, to));
   }
-  offload::OffloadEngine* engine = trainer->engine();
-  const uint64_t committed = trainer->step();
-  say("  optimizer: " + trainer->Describe());
-  if (!opt.resume && opt.offload == OffloadMode::kNone) {
-    STRATA_RETURN_IF_ERROR(WriteFileAtomic(run_json, OptionsToJson(opt, cfg, state_dir, tok.name()).dump(2) + "\n"));
-  }
-  if (committed >= opt.steps) {
-    say("  the run in " + opt.out + " already finished at step " + std::to_string(committed));
-  }
+  committed_ = trainer_->step();
+  Say("  optimizer: " + trainer_->Describe());
+  if (!opt.resume && opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(WriteRunJson());
+  if (committed_ >= opt.steps) Say("  the run in " + opt.out + " already finished at step " + std::to_string(committed_));
+  return Status::Ok();
+}
 
-  // --- helpers --------------------------------------------------------------------------------------
-  Batch batch;
-  auto eval = [&]() -> Result<double> {
-    double sum = 0;
-    for (int i = 0; i < opt.eval_batches; ++i) {
-      DrawValBatch(corpus.val, static_cast<uint64_t>(i), opt.batch, opt.seq, &batch);
-      Result<float> l = model.Forward(batch.inputs, batch.targets, opt.batch, opt.seq);
-      if (!l.ok()) return l.status();
-      sum += l.value();
-    }
-    return sum / opt.eval_batches;
-  };
-  std::string samples;
-  auto sample = [&](const char* when) -> Status {
-    if (opt.sample_tokens == 0) return Status::Ok();
-    std::vector<int32_t> prompt = tok.Encode(opt.prompt);
-    if (prompt.empty()) prompt.push_back(corpus.val[0]);
-    Result<std::vector<int32_t>> s = model.Sample(prompt, opt.sample_tokens, opt.temperature, 40, opt.seed);
-    if (!s.ok()) return s.status();
-    std::vector<int32_t> all = prompt;
-    all.insert(all.end(), s->begin(), s->end());
-    std::string text;
-    STRATA_RETURN_IF_ERROR(tok.Decode(all, &text));
-    // Shown as text: an untrained byte-level model emits any byte, so control bytes and bytes
-    // that are not UTF-8 print as \xNN escapes (the terminal never sees them raw).
-    text = EscapeForTerminal(text);
-    const std::string block = std::string("--- sample ") + when + " ---\n" + text + "\n";
-    samples += block;
-    if (!opt.quiet) std::fprintf(stdout, "%s", block.c_str());
-    std::fflush(stdout);
-    return Status::Ok();
-  };
-  auto save = [&](uint64_t step) -> Status {
-    return SaveCheckpoint(opt.out, cfg, model.params(),
-                          {{"strata.step", std::to_string(step)}, {"strata.optimizer", opt.optimizer}});
-  };
+Result<double> FinetuneRun::Eval() {
+  double sum = 0;
+  for (int i = 0; i < opt_.eval_batches; ++i) {
+    DrawValBatch(corpus_.val, static_cast<uint64_t>(i), opt_.batch, opt_.seq, &batch_);
+    Result<float> l = model_->Forward(batch_.inputs, batch_.targets, opt_.batch, opt_.seq);
+    if (!l.ok()) return l.status();
+    sum += l.value();
+  }
+  return sum / opt_.eval_batches;
+}
 
-  const std::string metrics_path = opt.out + "/metrics.jsonl";
-  const std::string pending_path = opt.out + "/.pending-step.json";
-  auto eval_due = [&](uint64_t step) { return step == opt.steps || (opt.eval_every && step % opt.eval_every == 0); };
-  std::vector<Json> history = ReadMetrics(metrics_path, committed);
-  if (committed > 0 && (history.empty() || history.back()["step"].get<uint64_t>() < committed)) {
-    // Killed after committing a step and before logging it: log it now from what it left.
-    std::ifstream in(pending_path);
+Status FinetuneRun::Sample(const char* when) {
+  if (opt_.sample_tokens == 0) return Status::Ok();
+  std::vector<int32_t> prompt = tok_->Encode(opt_.prompt);
+  if (prompt.empty()) prompt.push_back(corpus_.val[0]);
+  Result<std::vector<int32_t>> s = model_->Sample(prompt, opt_.sample_tokens, opt_.temperature, 40, opt_.seed);
+  if (!s.ok()) return s.status();
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), s->begin(), s->end());
+  std::string text;
+  STRATA_RETURN_IF_ERROR(tok_->Decode(all, &text));
+  // Shown as text: an untrained byte-level model emits any byte, so control bytes and bytes that
+  // are not UTF-8 print as \xNN escapes (the terminal never sees them raw).
+  text = EscapeForTerminal(text);
+  const std::string block = std::string("--- sample ") + when + " ---\n" + text + "\n";
+  samples_ += block;
+  if (!opt_.quiet) std::fprintf(stdout, "%s", block.c_str());
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+// metrics.jsonl keeps the lines of committed steps; a step committed and not logged (killed in
+// between) is logged from .pending-step.json.
+Status FinetuneRun::OpenMetrics() {
+  metrics_path_ = opt_.out + "/metrics.jsonl";
+  pending_path_ = opt_.out + "/.pending-step.json";
+  history_ = ReadMetrics(metrics_path_, committed_);
+  if (committed_ > 0 && (history_.empty() || history_.back()["step"].get<uint64_t>() < committed_)) {
+    std::ifstream in(pending_path_);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     Json j = Json::parse(text, nullptr, false);
-    if (!j.is_discarded() && j.contains("step") && j["step"].get<uint64_t>() == committed) {
-      if (eval_due(committed)) {
-        Result<double> v = eval();
-        if (!v.ok()) return v.status();
-        j["val_loss"] = v.value();
+    if (!j.is_discarded() && j.contains("step") && j["step"].get<uint64_t>() == committed_) {
+      if (EvalDue(committed_)) {
+        STRATA_ASSIGN_OR_RETURN(const double v, Eval());
+        j["val_loss"] = v;
       }
-      history.push_back(std::move(j));
+      history_.push_back(std::move(j));
     }
   }
-  {
-    // Rewrite what survives (on a fresh run: nothing), then append one line per step.
-    std::string text;
-    for (const Json& j : history) text += j.dump() + "\n";
-    STRATA_RETURN_IF_ERROR(WriteFileAtomic(metrics_path, text));
-  }
-  FILE* metrics = std::fopen(metrics_path.c_str(), "a");
-  if (!metrics) return Status::IOError(metrics_path + ": " + std::strerror(errno));
-  auto log_metrics = [&](const Json& j) {
-    std::fprintf(metrics, "%s\n", j.dump().c_str());
-    std::fflush(metrics);
-    history.push_back(j);
-  };
+  // Rewrite what survives (on a fresh run: nothing), then append one line per step.
+  std::string text;
+  for (const Json& j : history_) text += j.dump() + "\n";
+  STRATA_RETURN_IF_ERROR(WriteFileAtomic(metrics_path_, text));
+  metrics_ = std::fopen(metrics_path_.c_str(), "a");
+  if (!metrics_) return Status::IOError(metrics_path_ + ": " + std::strerror(errno));
+  return Status::Ok();
+}
 
-  FinetuneResult res;
+Status FinetuneRun::Loop() {
+  const FinetuneOptions& opt = opt_;
+  STRATA_RETURN_IF_ERROR(OpenMetrics());
+  FinetuneResult& res = res_;
   res.out = opt.out;
-  res.state_dir = state_dir;
-  res.first_step = committed;
-  for (const Json& j : history) {
+  res.state_dir = state_dir_;
+  res.first_step = committed_;
+  for (const Json& j : history_) {
     if (j["step"] == 0 && j.contains("val_loss")) res.first_val_loss = j["val_loss"];
   }
-  const bool have_step0 = std::any_of(history.begin(), history.end(), [](const Json& j) { return j["step"] == 0; });
-  if (committed == 0 && !have_step0) {
-    Result<double> v = eval();
-    if (!v.ok()) return v.status();
-    DrawTrainBatch(corpus.train, opt.seed, 1, opt.batch, opt.seq, &batch);
-    Result<float> tl = model.Forward(batch.inputs, batch.targets, opt.batch, opt.seq);
-    if (!tl.ok()) return tl.status();
-    res.first_val_loss = v.value();
-    log_metrics(Json{{"step", 0}, {"train_loss", tl.value()}, {"val_loss", v.value()}});
-    say("  step 0: validation loss " + std::to_string(v.value()));
-    STRATA_RETURN_IF_ERROR(sample("before training"));
+  const bool have_step0 = std::any_of(history_.begin(), history_.end(), [](const Json& j) { return j["step"] == 0; });
+  if (committed_ == 0 && !have_step0) {
+    STRATA_ASSIGN_OR_RETURN(const double v, Eval());
+    DrawTrainBatch(corpus_.train, opt.seed, 1, opt.batch, opt.seq, &batch_);
+    STRATA_ASSIGN_OR_RETURN(const float tl, model_->Forward(batch_.inputs, batch_.targets, opt.batch, opt.seq));
+    res.first_val_loss = v;
+    LogMetrics(Json{{"step", 0}, {"train_loss", tl}, {"val_loss", v}});
+    Say("  step 0: validation loss " + std::to_string(v));
+    STRATA_RETURN_IF_ERROR(Sample("before training"));
   }
   res.last_val_loss = res.first_val_loss;
-  for (const Json& j : history) {
+  for (const Json& j : history_) {
     if (j.contains("val_loss")) res.last_val_loss = j["val_loss"];
   }
 
-  // --- the loop ---------------------------------------------------------------------------------------
+  offload::OffloadEngine* engine = trainer_->engine();
   const LrSchedule schedule = Schedule(opt);
   Progress progress(stderr, opt.steps, ProgressMode::kAuto, 10);
   const bool show = opt.progress && !opt.quiet;
@@ -616,17 +602,17 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
   uint64_t tokens_run = 0;
   double compute_s = 0;
   const uint64_t tokens_per_step = static_cast<uint64_t>(opt.batch) * opt.seq;
-  for (uint64_t step = committed + 1; step <= opt.steps; ++step) {
+  for (uint64_t step = committed_ + 1; step <= opt.steps; ++step) {
     const double t0 = Now();
     const double lr = schedule.At(step);
     const offload::OffloadStats st0 = engine ? engine->stats() : offload::OffloadStats{};
-    DrawTrainBatch(corpus.train, opt.seed, step, opt.batch, opt.seq, &batch);
+    DrawTrainBatch(corpus_.train, opt.seed, step, opt.batch, opt.seq, &batch_);
     Json line{{"step", step}, {"lr", lr}};
     // The step's line, kept beside the run until the line itself is logged: a kill between the
     // commit and the log leaves it for --resume to log.
-    Result<float> loss = trainer->Step(batch, lr, [&](float l) {
+    Result<float> loss = trainer_->Step(batch_, lr, [&](float l) {
       line["train_loss"] = l;
-      return WriteFileAtomic(pending_path, line.dump(), /*sync=*/false);
+      return WriteFileAtomic(pending_path_, line.dump(), /*sync=*/false);
     });
     if (!loss.ok()) return loss.status();
     line["train_loss"] = loss.value();
@@ -649,18 +635,16 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     const bool last = step == opt.steps;
     const bool stop = g_stop_requested.load();
     double val = std::nan("");
-    if (last || stop || eval_due(step)) {
-      Result<double> v = eval();
-      if (!v.ok()) return v.status();
-      val = v.value();
+    if (last || stop || EvalDue(step)) {
+      STRATA_ASSIGN_OR_RETURN(val, Eval());
       line["val_loss"] = val;
       res.last_val_loss = val;
     }
-    log_metrics(line);
+    LogMetrics(line);
     res.last_train_loss = loss.value();
     res.last_step = step;
     if (!std::isnan(val) || last || stop || (opt.save_every && step % opt.save_every == 0)) {
-      STRATA_RETURN_IF_ERROR(save(step));
+      STRATA_RETURN_IF_ERROR(Save(step));
     }
     if (show) {
       ProgressFields f;
@@ -674,34 +658,37 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     }
     if (stop && !last) {
       progress.Finish();
-      say("  interrupted: step " + std::to_string(step) + " is committed; continue with --resume --out " + opt.out);
+      Say("  interrupted: step " + std::to_string(step) + " is committed; continue with --resume --out " + opt.out);
       res.interrupted = true;
       break;
     }
   }
   progress.Finish();
-  std::fclose(metrics);
+  std::fclose(metrics_);
+  metrics_ = nullptr;
   // Every committed step is logged: the pending line has served.
-  if (::unlink(pending_path.c_str()) != 0 && errno != ENOENT)
-    return Status::IOError(pending_path + ": unlink: " + std::strerror(errno));
+  if (::unlink(pending_path_.c_str()) != 0 && errno != ENOENT)
+    return Status::IOError(pending_path_ + ": unlink: " + std::strerror(errno));
   res.tokens_per_s = compute_s > 0 ? static_cast<double>(tokens_run) / compute_s : 0;
   if (res.last_step == 0) {
-    res.last_step = committed;
-    STRATA_RETURN_IF_ERROR(save(committed));
+    res.last_step = committed_;
+    STRATA_RETURN_IF_ERROR(Save(committed_));
   }
+  return Status::Ok();
+}
 
-  // --- the end: samples, plot, trace, summary -------------------------------------------------------------
-  if (!res.interrupted) STRATA_RETURN_IF_ERROR(sample("after training"));
-  if (!samples.empty()) {
-    std::ofstream o(opt.out + "/samples.txt", std::ios::app);
-    o << samples;
+Result<FinetuneResult> FinetuneRun::Finish() {
+  if (!res_.interrupted) STRATA_RETURN_IF_ERROR(Sample("after training"));
+  if (!samples_.empty()) {
+    std::ofstream o(opt_.out + "/samples.txt", std::ios::app);
+    o << samples_;
   }
   PlotSpec plot;
-  plot.title = "strata finetune: " + cfg.ToString();
+  plot.title = "strata finetune: " + cfg_.ToString();
   plot.x_label = "step";
   plot.y_label = "loss (nats per token)";
   Series train{"train", {}, {}, "", false}, valid{"validation", {}, {}, "", true};
-  for (const Json& j : history) {
+  for (const Json& j : history_) {
     const double s = j["step"].get<double>();
     if (j.contains("train_loss") && j["train_loss"].is_number() && j["step"] != 0) {
       train.x.push_back(s);
@@ -713,12 +700,22 @@ Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
     }
   }
   plot.series = {train, valid};
-  STRATA_RETURN_IF_ERROR(WriteSvg(opt.out + "/loss.svg", plot));
-  if (tr) STRATA_RETURN_IF_ERROR(tracer.WriteJson(opt.trace));
-  res.peak_rss_bytes = PeakRssBytes();
-  res.budget_bytes = 2 * n * sizeof(float) + model.activation_bytes() + trainer->optimizer_bytes() +
-                     (corpus.train.size() + corpus.val.size()) * sizeof(int32_t);
-  return res;
+  STRATA_RETURN_IF_ERROR(WriteSvg(opt_.out + "/loss.svg", plot));
+  if (tr_) STRATA_RETURN_IF_ERROR(tracer_.WriteJson(opt_.trace));
+  res_.peak_rss_bytes = PeakRssBytes();
+  res_.budget_bytes = 2 * model_->num_params() * sizeof(float) + model_->activation_bytes() + trainer_->optimizer_bytes() +
+                      (corpus_.train.size() + corpus_.val.size()) * sizeof(int32_t);
+  return res_;
+}
+
+}  // namespace
+
+Result<FinetuneResult> RunFinetune(FinetuneOptions opt) {
+  FinetuneRun run(std::move(opt));
+  STRATA_RETURN_IF_ERROR(run.SetUp());
+  STRATA_RETURN_IF_ERROR(run.MakeOptimizer());
+  STRATA_RETURN_IF_ERROR(run.Loop());
+  return run.Finish();
 }
 
 }  // namespace strata::train

@@ -128,7 +128,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(model::Gpt2& model, const Train
                                           [&](uint64_t c, std::span<float> master) {
                                             std::memcpy(master.data(), p + geo.chunk_begin(c), master.size_bytes());
                                           });
-  if (!e.ok()) return Status(e.status().code(), "--offload: optimizer state " + o.state_dir + ": " + e.status().message());
+  if (!e.ok()) return e.status().WithContext("--offload: optimizer state " + o.state_dir);
   t->engine_ = std::move(e).value();
   return t;
 }
@@ -223,7 +223,7 @@ Result<float> Trainer::StepOffloaded(const model::Batch& b, double lr, const std
   if (tr) tr->Complete("backward", "train", trace_track::kTrain, tb, te - tb, {{"step", step}});
   if (before_commit) STRATA_RETURN_IF_ERROR(before_commit(loss.value()));
   Status e = engine.EndStep();
-  if (!e.ok()) return Status(e.code(), "step " + std::to_string(step) + ": " + e.message());
+  if (!e.ok()) return e.WithContext("step " + std::to_string(step));
   if (tr) tr->Complete("end step (wait, commit)", "train", trace_track::kTrain, te, tr->NowMicros() - te, {{"step", step}});
   return loss;
 }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "model/data.h"
@@ -34,6 +35,19 @@ namespace strata::train {
 // or on disk (nvme).
 enum class OffloadMode { kNone, kRam, kNvme };
 const char* OffloadName(OffloadMode m);
+// As JSON: "none", "ram" or "nvme"; any other string is refused (nlohmann's exception, naming it).
+template <class BasicJson>
+void to_json(BasicJson& j, OffloadMode m) {
+  j = OffloadName(m);
+}
+template <class BasicJson>
+void from_json(const BasicJson& j, OffloadMode& m) {
+  const std::string s = j.template get<std::string>();
+  if (s == "none") m = OffloadMode::kNone;
+  else if (s == "ram") m = OffloadMode::kRam;
+  else if (s == "nvme") m = OffloadMode::kNvme;
+  else throw std::invalid_argument("offload \"" + s + "\": want none, ram or nvme");
+}
 // "none", "ram", "nvme" or "nvme:DIR" (DIR set in *dir); InvalidArgument naming `flag` otherwise.
 [[nodiscard]] Status ParseOffload(const std::string& text, const std::string& flag, OffloadMode* mode, std::string* dir);
 

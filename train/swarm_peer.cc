@@ -252,7 +252,7 @@ Status Peer::MakeTrainer() {
       Log("optimizer state %s: continuing at inner step %llu", state_dir_.c_str(),
           static_cast<unsigned long long>(trainer_->step()));
     } else if (!t.status().IsNotFound()) {
-      return Status(t.status().code(), "--offload: " + t.status().message());
+      return t.status().WithContext("--offload");
     }
   }
   if (!trainer_) {
