@@ -34,14 +34,14 @@
 #include <zmq.hpp>
 
 #include "net/identity.h"
-#include "optim/pg_codec.h"
 #include "net/swarm_common.h"
 #include "net/wire.h"
 #include "net/zmq_security.h"
+#include "optim/pg_codec.h"
 #include "optim/q8_book.h"
-#include "runtime/random.h"
 #include "runtime/fmt.h"
 #include "runtime/le.h"
+#include "runtime/random.h"
 #include "runtime/sysinfo.h"
 #include "runtime/thread_pool.h"
 

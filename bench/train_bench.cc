@@ -15,9 +15,9 @@
 
 #include "model/data.h"
 #include "offload/offload_engine.h"
-#include "train/step.h"
 #include "runtime/clock.h"
 #include "runtime/thread_pool.h"
+#include "train/step.h"
 
 #ifndef STRATA_SOURCE_DIR
 #define STRATA_SOURCE_DIR "."

@@ -17,9 +17,9 @@
 #include <unordered_set>
 #include <utility>
 
-#include "runtime/random.h"
 #include "runtime/file_util.h"
 #include "runtime/le.h"
+#include "runtime/random.h"
 
 namespace strata::model {
 

@@ -36,9 +36,9 @@
 #include <string>
 #include <vector>
 
+#include "net/run_config.h"
 #include "optim/outer.h"
 #include "optim/pg_codec.h"
-#include "net/run_config.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
 

@@ -20,8 +20,8 @@
 
 #include "optim/adamw.h"
 #include "optim/q8_codec.h"
-#include "runtime/clock.h"
 #include "runtime/asio.h"
+#include "runtime/clock.h"
 #include <boost/asio/redirect_error.hpp>
 #include "runtime/channel.h"
 #include "runtime/file_util.h"

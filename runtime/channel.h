@@ -26,8 +26,8 @@
 #include <utility>
 
 #include "runtime/asio.h"
-#include "runtime/waiter.h"
 #include "runtime/status.h"
+#include "runtime/waiter.h"
 
 namespace strata {
 

@@ -14,9 +14,9 @@
 
 #include "net/aggregator.h"
 #include "net/identity.h"
-#include "train/swarm_peer.h"
 #include "net/swarm_common.h"
 #include "tools/commands.h"
+#include "train/swarm_peer.h"
 
 namespace strata::tools {
 namespace {

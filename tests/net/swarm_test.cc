@@ -26,10 +26,10 @@
 
 #include "net/agg_state.h"
 #include "net/identity.h"
-#include "optim/pg_codec.h"
 #include "net/swarm_common.h"
 #include "net/wire.h"
 #include "offload/state_file.h"
+#include "optim/pg_codec.h"
 #include "optim/q8_book.h"
 #include "tests/offload/temp_dir.h"
 #include "tests/process_util.h"
