@@ -26,6 +26,9 @@
 namespace strata::model {
 namespace {
 
+// GPT-2's files, committed in tests/data/gpt2/ (so a plain clone runs these tests).
+std::string Gpt2Data(const std::string& name) { return std::string(STRATA_TEST_DATA_DIR) + "/gpt2/" + name; }
+
 using json = nlohmann::json;
 
 std::string ReadAll(const std::string& path) {
@@ -214,20 +217,20 @@ class ReferenceBpe {
 };
 
 // ------------------------------------------------------------------------------------------------
-// Shared data: the GPT-2 files, tiktoken's test plans, the fortunes corpus.
+// Test data: the GPT-2 files and test plans (tests/data/gpt2/), the fortunes corpus.
 
 bool HaveGpt2Files() {
-  return testing::FileExists(testing::SharedDataPath("gpt2/encoder.json")) &&
-         testing::FileExists(testing::SharedDataPath("gpt2/vocab.bpe"));
+  return testing::FileExists(Gpt2Data("encoder.json")) &&
+         testing::FileExists(Gpt2Data("vocab.bpe"));
 }
 
 #define SKIP_WITHOUT_GPT2_FILES()                                                                  \
   if (!HaveGpt2Files())                                                                           \
-  GTEST_SKIP() << "shared data folder absent (" << testing::SharedDataPath("gpt2")                \
+  GTEST_SKIP() << "GPT-2 files absent (" << Gpt2Data("")                                     \
                << " has no encoder.json + vocab.bpe): GPT-2 tokenizer cases not run"
 
 std::unique_ptr<Tokenizer> LoadGpt2() {
-  auto tok = LoadGpt2Tokenizer(testing::SharedDataPath("gpt2/encoder.json"), testing::SharedDataPath("gpt2/vocab.bpe"));
+  auto tok = LoadGpt2Tokenizer(Gpt2Data("encoder.json"), Gpt2Data("vocab.bpe"));
   EXPECT_TRUE(tok.ok()) << tok.status();
   return tok.ok() ? std::move(tok).value() : nullptr;
 }
@@ -413,7 +416,7 @@ TEST(Gpt2Bpe, PiecesCoverInvalidUtf8ByteByByte) {
 
 TEST(Gpt2Bpe, MatchesR50kTestPlans) {
   SKIP_WITHOUT_GPT2_FILES();
-  const std::string path = testing::SharedDataPath("gpt2/r50k_test_plans.txt");
+  const std::string path = Gpt2Data("r50k_test_plans.txt");
   if (!testing::FileExists(path)) GTEST_SKIP() << path << " absent: the r50k cases not run";
   auto tok = LoadGpt2();
   ASSERT_TRUE(tok);
@@ -431,12 +434,12 @@ TEST(Gpt2Bpe, MatchesR50kTestPlans) {
 
 TEST(Gpt2Bpe, HfTokenizerJsonGivesTheSameIds) {
   SKIP_WITHOUT_GPT2_FILES();
-  const std::string enc = ReadAll(testing::SharedDataPath("gpt2/encoder.json"));
-  const std::string bpe = ReadAll(testing::SharedDataPath("gpt2/vocab.bpe"));
+  const std::string enc = ReadAll(Gpt2Data("encoder.json"));
+  const std::string bpe = ReadAll(Gpt2Data("vocab.bpe"));
   auto gpt2 = LoadGpt2();
   ASSERT_TRUE(gpt2);
   std::vector<std::string> texts;
-  for (const auto& c : ReadTestPlans(testing::SharedDataPath("gpt2/r50k_test_plans.txt"))) texts.push_back(c.sample);
+  for (const auto& c : ReadTestPlans(Gpt2Data("r50k_test_plans.txt"))) texts.push_back(c.sample);
   EXPECT_EQ(texts.size(), 64u);
   if (std::string f = FortunesText(); !f.empty()) texts.push_back(f.substr(0, 300000));
   std::mt19937_64 rng(11);
@@ -483,8 +486,8 @@ TEST(Gpt2Bpe, FortunesRoundTripAndMatchReference) {
   ASSERT_TRUE(tok->Decode(ids, &back).ok());
   EXPECT_TRUE(back == text) << "round trip differs (" << back.size() << " vs " << text.size() << " bytes)";
 
-  ReferenceBpe ref(ReadAll(testing::SharedDataPath("gpt2/encoder.json")),
-                   ReadAll(testing::SharedDataPath("gpt2/vocab.bpe")));
+  ReferenceBpe ref(ReadAll(Gpt2Data("encoder.json")),
+                   ReadAll(Gpt2Data("vocab.bpe")));
   const std::vector<int32_t> want = ref.Encode(text);
   ASSERT_EQ(ids.size(), want.size());
   EXPECT_TRUE(ids == want) << "ids differ from GPT-2's merge loop at token "
@@ -495,8 +498,8 @@ TEST(Gpt2Bpe, RandomBytesRoundTrip) {
   SKIP_WITHOUT_GPT2_FILES();
   auto tok = LoadGpt2();
   ASSERT_TRUE(tok);
-  ReferenceBpe ref(ReadAll(testing::SharedDataPath("gpt2/encoder.json")),
-                   ReadAll(testing::SharedDataPath("gpt2/vocab.bpe")));
+  ReferenceBpe ref(ReadAll(Gpt2Data("encoder.json")),
+                   ReadAll(Gpt2Data("vocab.bpe")));
   std::mt19937_64 rng(1234);
   for (int i = 0; i < 2000; ++i) {
     std::string s;
@@ -515,8 +518,8 @@ TEST(Gpt2Bpe, AwkwardInputs) {
   SKIP_WITHOUT_GPT2_FILES();
   auto tok = LoadGpt2();
   ASSERT_TRUE(tok);
-  ReferenceBpe ref(ReadAll(testing::SharedDataPath("gpt2/encoder.json")),
-                   ReadAll(testing::SharedDataPath("gpt2/vocab.bpe")));
+  ReferenceBpe ref(ReadAll(Gpt2Data("encoder.json")),
+                   ReadAll(Gpt2Data("vocab.bpe")));
   EXPECT_TRUE(tok->Encode("").empty());
   std::string out;
   ASSERT_TRUE(tok->Decode({}, &out).ok());
@@ -596,7 +599,7 @@ TEST(LoadTokenizer, AcceptsEachForm) {
   EXPECT_EQ((*tok)->eot(), kTinyEot);
 
   if (HaveGpt2Files()) {
-    auto shared = LoadTokenizer("gpt2:" + testing::SharedDataPath("gpt2"));
+    auto shared = LoadTokenizer("gpt2:" + Gpt2Data(""));
     ASSERT_TRUE(shared.ok()) << shared.status();
     EXPECT_EQ((*shared)->Encode("hello"), std::vector<int32_t>{31373});
   }
