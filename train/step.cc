@@ -97,7 +97,7 @@ Trainer::Trainer(model::Gpt2& model, const TrainerOptions& o) : model_(model), o
 
 Trainer::~Trainer() = default;
 
-Status Trainer::InitInMemory() {
+void Trainer::InitInMemory() {
   const uint64_t n = model_.num_params();
   mem_ = std::make_unique<InMemory>();
   mem_->pool = std::make_unique<ThreadPool>(opt_.threads);
@@ -107,14 +107,13 @@ Status Trainer::InitInMemory() {
     mem_->m.assign(n, 0.0f);
     mem_->v.assign(n, 0.0f);
   }
-  return Status::Ok();
 }
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(model::Gpt2& model, const TrainerOptions& o) {
   STRATA_RETURN_IF_ERROR(CheckOptions(o));
   std::unique_ptr<Trainer> t(new Trainer(model, o));
   if (o.offload == OffloadMode::kNone) {
-    STRATA_RETURN_IF_ERROR(t->InitInMemory());
+    t->InitInMemory();
     return t;
   }
   std::error_code ec;

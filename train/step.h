@@ -102,7 +102,6 @@ class Trainer {
 
   uint64_t step() const;  // steps taken (with offload: the committed step)
   offload::OffloadEngine* engine() { return engine_.get(); }
-  const TrainerOptions& options() const { return opt_; }
   // Host memory of the optimizer: its state (in memory) or its staging buffers (offloaded).
   uint64_t optimizer_bytes() const;
   // One line for the log: the optimizer and where its state lives.
@@ -110,7 +109,7 @@ class Trainer {
 
  private:
   Trainer(model::Gpt2& model, const TrainerOptions& o);
-  Status InitInMemory();
+  void InitInMemory();
   Result<float> ForwardBackward(const model::Batch& b);
   Result<float> StepOffloaded(const model::Batch& b, double lr, const std::function<Status(float)>& before_commit);
 
