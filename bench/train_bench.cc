@@ -77,9 +77,9 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
   ResetPeakRss();
   CaseResult r;
   r.base_rss = StatusField("VmRSS:");
-  auto m = model::Gpt2::Create(s.cfg, opt.threads);
+  auto m = model::Model::Create(s.cfg, opt.threads);
   if (!m.ok()) return m.status();
-  model::Gpt2& model = *m.value();
+  model::Model& model = *m.value();
   model.InitRandom(1);
   const uint64_t n = model.num_params();
   std::string dir;
@@ -185,11 +185,11 @@ Result<TrainShape> NamedShape(const std::string& name) {
   TrainShape s;
   s.name = name;
   if (name == "default") {
-    s.cfg = model::Gpt2Config{};  // 4 layers, 4 heads, width 256, context 256, byte vocabulary
+    s.cfg = model::ModelConfig{};  // 4 layers, 4 heads, width 256, context 256, byte vocabulary
     s.batch = 8;
     s.seq = 128;
   } else if (name == "gpt2-small-layers") {
-    s.cfg = model::Gpt2Config{2, 12, 768, 1024, 256};
+    s.cfg = model::ModelConfig{"gpt2", 2, 12, 768, 1024, 256};
     s.batch = 4;
     s.seq = 256;
   } else {
@@ -207,7 +207,7 @@ Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
   out["cases"] = Json::array();
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
   out["threads"] = threads;
-  out["model_kernels"] = model::Gpt2KernelIsa();
+  out["model_kernels"] = model::ModelKernelIsa();
   for (const std::string& name : opt.shapes) {
     Result<TrainShape> s = NamedShape(name);
     if (!s.ok()) return s.status();

@@ -22,7 +22,7 @@ namespace strata::bench {
 
 struct TrainShape {
   std::string name;
-  model::Gpt2Config cfg;
+  model::ModelConfig cfg;
   int batch = 8, seq = 128;
 };
 // "default": the model of `strata finetune` with no flags; "gpt2-small-layers": two layers of

@@ -17,6 +17,7 @@
 #include <limits>
 #include <sstream>
 
+#include "model/cpu_ops.h"
 #include "model/gpt2_math.h"
 #include "runtime/random.h"
 
@@ -25,153 +26,12 @@
 #endif
 
 namespace strata::model {
+using namespace ops;  // NOLINT: the shared kernels
 namespace {
-
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MapM = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
-using CMapM = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
-using MapA = Eigen::Map<Eigen::ArrayXf>;
-using CMapA = Eigen::Map<const Eigen::ArrayXf>;
-
-MapM M(float* p, int64_t rows, int64_t cols, int64_t stride) { return MapM(p, rows, cols, Eigen::OuterStride<>(stride)); }
-CMapM CM(const float* p, int64_t rows, int64_t cols, int64_t stride) {
-  return CMapM(p, rows, cols, Eigen::OuterStride<>(stride));
-}
-
-// Rows per range: small enough that two threads share any batch, large enough for Eigen's blocking.
-constexpr int64_t kRowGrain = 4;
-
-// y[N, M] = x[N, K] w[K, M] + b[M] (b may be null).
-void Linear(ThreadPool& pool, const float* x, const float* w, const float* b, float* y, int64_t N, int64_t K,
-            int64_t Mo) {
-  pool.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-    if (r1 <= r0) return;
-    auto Y = M(y + r0 * Mo, r1 - r0, Mo, Mo);
-    Y.noalias() = CM(x + r0 * K, r1 - r0, K, K) * CM(w, K, Mo, Mo);
-    if (b) Y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(b, Mo);
-  });
-}
-
-// The gradients of Linear: dx = dy w^T (when dx is set), dw = x^T dy, db = column sums of dy.
-void LinearBackward(ThreadPool& pool, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                    float* db, int64_t N, int64_t K, int64_t Mo) {
-  if (dx) {
-    pool.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-      if (r1 <= r0) return;
-      M(dx + r0 * K, r1 - r0, K, K).noalias() = CM(dy + r0 * Mo, r1 - r0, Mo, Mo) * CM(w, K, Mo, Mo).transpose();
-    });
-  }
-  pool.ParallelFor(K, kRowGrain, [&](int64_t k0, int64_t k1) {
-    if (k1 <= k0) return;
-    M(dw + k0 * Mo, k1 - k0, Mo, Mo).noalias() = CM(x + k0, N, k1 - k0, K).transpose() * CM(dy, N, Mo, Mo);
-  });
-  if (db) {
-    pool.ParallelFor(Mo, 16, [&](int64_t c0, int64_t c1) {
-      if (c1 <= c0) return;
-      std::fill(db + c0, db + c1, 0.0f);
-      for (int64_t n = 0; n < N; ++n) {
-        const float* row = dy + n * Mo;
-        for (int64_t c = c0; c < c1; ++c) db[c] += row[c];
-      }
-    });
-  }
-}
-
-// LayerNorm over rows of width C; keeps mean and 1/std per row for backward.
-void LayerNormForward(ThreadPool& pool, const float* x, const float* w, const float* b, float* out, float* mean,
-                      float* rstd, int64_t N, int64_t C, float eps) {
-  pool.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t n = r0; n < r1; ++n) {
-      LayerNormRow(x + n * C, w, b, out + n * C, &mean[n], &rstd[n], C, eps);
-    }
-  });
-}
-
-// dx += LayerNorm's input gradient; dw, db = its parameter gradients. Each thread sums its rows'
-// parameter gradients into its own partial, and the partials are added in thread order.
-void LayerNormBackward(ThreadPool& pool, const float* x, const float* w, const float* mean, const float* rstd,
-                       const float* dout, float* dx, float* dw, float* db, int64_t N, int64_t C,
-                       AlignedVector<float>& partial) {
-  const int parts = pool.size();
-  partial.assign(static_cast<size_t>(parts) * 2 * C, 0.0f);
-  const auto ranges = SplitRange(N, kRowGrain, parts);
-  pool.ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      float* pw = partial.data() + p * 2 * C;
-      float* pb = pw + C;
-      for (int64_t n = ranges[p].first; n < ranges[p].second; ++n) {
-        LayerNormBackwardRow(x + n * C, w, mean[n], rstd[n], dout + n * C, dx + n * C, pw, pb, C);
-      }
-    }
-  });
-  std::fill(dw, dw + C, 0.0f);
-  std::fill(db, db + C, 0.0f);
-  for (int p = 0; p < parts; ++p) {
-    const float* pw = partial.data() + static_cast<int64_t>(p) * 2 * C;
-    for (int64_t c = 0; c < C; ++c) {
-      dw[c] += pw[c];
-      db[c] += pw[C + c];
-    }
-  }
-}
-
-// Eigen's vectorised tanh over a contiguous range: g = gelu(u).
-void GeluForward(ThreadPool& pool, const float* u, float* g, int64_t N, int64_t width) {
-  pool.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-    if (r1 <= r0) return;
-    const int64_t n = (r1 - r0) * width;
-    CMapA U(u + r0 * width, n);
-    MapA G(g + r0 * width, n);
-    G = 0.5f * U * (1.0f + (kGeluK * (U + kGeluC * U.cube())).tanh());
-  });
-}
-
-// dg *= gelu'(u), in place.
-void GeluBackward(ThreadPool& pool, const float* u, float* dg, int64_t N, int64_t width) {
-  pool.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-    if (r1 <= r0) return;
-    Eigen::ArrayXf t;
-    for (int64_t r = r0; r < r1; ++r) {
-      CMapA U(u + r * width, width);
-      MapA D(dg + r * width, width);
-      t = (kGeluK * (U + kGeluC * U.cube())).tanh();
-      D *= 0.5f * (1.0f + t) + 0.5f * U * (1.0f - t.square()) * kGeluK * (1.0f + 3.0f * kGeluC * U.square());
-    }
-  });
-}
-
-// Softmax over row[0..t] of scores times scale; zero above the diagonal (s > t).
-void CausalSoftmaxRow(float* row, int64_t t, int64_t T, float scale) {
-  MapA r(row, t + 1);
-  r *= scale;
-  const float mx = r.maxCoeff();
-  r = (r - mx).exp();
-  r *= 1.0f / r.sum();
-  std::fill(row + t + 1, row + T, 0.0f);
-}
-
-// In place: dp[s] = p[s] (dp[s] - sum_s' p[s'] dp[s']) * scale for s <= t, 0 above the diagonal.
-void CausalSoftmaxBackwardRow(const float* p, float* dp, int64_t t, float scale) {
-  CMapA P(p, t + 1);
-  MapA D(dp, t + 1);
-  const float dot = (P * D).sum();
-  D = P * (D - dot) * scale;  // the caller zeroes the row above the diagonal
-}
-
-// Cross-entropy of one row of logits against target; probs gets the softmax.
-float SoftmaxCrossEntropyRow(const float* logits, float* probs, int64_t V, int32_t target) {
-  CMapA L(logits, V);
-  MapA Pr(probs, V);
-  const float mx = L.maxCoeff();
-  Pr = (L - mx).exp();
-  const float sum = Pr.sum();
-  Pr *= 1.0f / sum;
-  return std::log(sum) + mx - logits[target];
-}
 
 }  // namespace
 
-const char* Gpt2KernelIsa() {
+const char* ModelKernelIsa() {
 #if STRATA_MODEL_ISA == 2
   return "avx512";
 #elif STRATA_MODEL_ISA == 1
@@ -187,7 +47,7 @@ const char* Gpt2KernelIsa() {
 struct LayerParamsView {
   float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcpw, *fcpb;
 };
-static LayerParamsView ViewLayer(float* base, const Gpt2Config& cfg, int l) {
+static LayerParamsView ViewLayer(float* base, const ModelConfig& cfg, int l) {
   const int64_t C = cfg.n_embd;
   float* p = base + Gpt2LayerOffset(cfg, l);
   LayerParamsView v{};
@@ -239,15 +99,14 @@ struct Gpt2::Acts {
 
 uint64_t Gpt2::activation_bytes() const { return acts_ ? acts_->Bytes() : 0; }
 
-Gpt2::Gpt2(const Gpt2Config& cfg, int threads)
+Gpt2::Gpt2(const ModelConfig& cfg, int threads)
     : cfg_(cfg), n_params_(cfg.NumParams()), pool_(threads), acts_(std::make_unique<Acts>()) {
   params_.assign(n_params_, 0.0f);
   grads_.assign(n_params_, 0.0f);
 }
 Gpt2::~Gpt2() = default;
 
-Result<std::unique_ptr<Gpt2>> Gpt2::Create(const Gpt2Config& cfg, int threads) {
-  if (Status s = cfg.Validate(); !s.ok()) return s;
+Status ops::CheckKernelIsa() {
 #if STRATA_MODEL_ISA == 2
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
       !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("fma")) {
@@ -262,6 +121,13 @@ Result<std::unique_ptr<Gpt2>> Gpt2::Create(const Gpt2Config& cfg, int threads) {
         "(scripts/build.sh) or configure with -DSTRATA_MODEL_ISA=generic");
   }
 #endif
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Gpt2>> Gpt2::Create(const ModelConfig& cfg, int threads) {
+  if (!cfg.is_gpt2()) return Status::InvalidArgument("model config: arch \"" + cfg.arch + "\" is not gpt2");
+  if (Status s = cfg.Validate(); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(CheckKernelIsa());
   if (threads < 0) return Status::InvalidArgument("threads must be >= 0 (0 = all cores)");
   return std::unique_ptr<Gpt2>(new Gpt2(cfg, threads));
 }
@@ -301,8 +167,6 @@ void Gpt2::Reserve(int B, int T) {
   a.dqkv.assign(n * 3 * C, 0.0f);
   a.datty.assign(n * C, 0.0f);
 }
-
-void Gpt2::InitRandom(uint64_t seed) { InitGpt2Weights(cfg_, seed, params_); }
 
 // --- forward ------------------------------------------------------------------------------------
 
@@ -532,41 +396,79 @@ Status Gpt2::Backward(const std::function<void(uint64_t lo)>& on_ready) {
 
 // --- sampling -----------------------------------------------------------------------------------
 
+void Gpt2::DecodeOne(int32_t token, int pos, float* logits) {
+  const int64_t L = cfg_.n_layer, C = cfg_.n_embd, H = cfg_.n_head, hs = C / H, V = cfg_.vocab, S = cfg_.n_ctx;
+  const float* P = params_.data();
+  const float* wte = P;
+  const float* wpe = P + V * C;
+  // One row through the blocks: x [C], h [C], big [4C], qkv [3C], scores [pos + 1].
+  AlignedVector<float> x(C), h(C), mid(C), big(4 * C), qkv(3 * C), y(C), sc(pos + 1);
+  for (int64_t c = 0; c < C; ++c) x[c] = wte[static_cast<int64_t>(token) * C + c] + wpe[pos * C + c];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  float mean = 0, rstd = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const LayerParamsView w = ViewLayer(params_.data(), cfg_, static_cast<int>(l));
+    float* Kc = kv_.data() + (l * 2) * S * C;  // [S, C]
+    float* Vc = Kc + S * C;
+    LayerNormRow(x.data(), w.ln1w, w.ln1b, h.data(), &mean, &rstd, C, cfg_.ln_eps);
+    Linear(pool_, h.data(), w.qkvw, w.qkvb, qkv.data(), 1, C, 3 * C);
+    std::copy(qkv.data() + C, qkv.data() + 2 * C, Kc + pos * C);
+    std::copy(qkv.data() + 2 * C, qkv.data() + 3 * C, Vc + pos * C);
+    for (int64_t hh = 0; hh < H; ++hh) {
+      // Same operations as Forward's row t = pos of the score matrix: dot products, then the
+      // causal softmax over [0, pos].
+      M(sc.data(), 1, pos + 1, pos + 1).noalias() =
+          CM(qkv.data() + hh * hs, 1, hs, hs) * CM(Kc + hh * hs, pos + 1, hs, C).transpose();
+      CausalSoftmaxRow(sc.data(), pos, pos + 1, scale);
+      M(y.data() + hh * hs, 1, hs, hs).noalias() = CM(sc.data(), 1, pos + 1, pos + 1) * CM(Vc + hh * hs, pos + 1, hs, C);
+    }
+    Linear(pool_, y.data(), w.projw, w.projb, mid.data(), 1, C, C);
+    for (int64_t c = 0; c < C; ++c) mid[c] += x[c];
+    LayerNormRow(mid.data(), w.ln2w, w.ln2b, h.data(), &mean, &rstd, C, cfg_.ln_eps);
+    Linear(pool_, h.data(), w.fcw, w.fcb, big.data(), 1, C, 4 * C);
+    GeluForward(pool_, big.data(), big.data(), 1, 4 * C);
+    Linear(pool_, big.data(), w.fcpw, w.fcpb, x.data(), 1, 4 * C, C);
+    for (int64_t c = 0; c < C; ++c) x[c] += mid[c];
+  }
+  const float* lnfw = P + Gpt2LayerOffset(cfg_, static_cast<int>(L));
+  LayerNormRow(x.data(), lnfw, lnfw + C, h.data(), &mean, &rstd, C, cfg_.ln_eps);
+  pool_.ParallelFor(V, 256, [&](int64_t v0, int64_t v1) {
+    if (v1 <= v0) return;
+    M(logits + v0, 1, v1 - v0, v1 - v0).noalias() = CM(h.data(), 1, C, C) * CM(wte + v0 * C, v1 - v0, C, C).transpose();
+  });
+}
+
 Result<std::vector<int32_t>> Gpt2::Sample(std::span<const int32_t> prompt, int n, float temperature, int top_k,
                                           uint64_t seed) {
   if (prompt.empty()) return Status::InvalidArgument("sample: the prompt must hold at least one token");
   if (n < 0) return Status::InvalidArgument("sample: n must be >= 0");
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= cfg_.vocab) {
+      return Status::InvalidArgument("sample: token id " + std::to_string(prompt[i]) + " at position " +
+                                     std::to_string(i) + " is outside the vocabulary of " + std::to_string(cfg_.vocab));
+    }
+  }
+  const int S = cfg_.n_ctx, V = cfg_.vocab;
+  kv_.assign(static_cast<size_t>(cfg_.n_layer) * 2 * S * cfg_.n_embd, 0.0f);
   std::vector<int32_t> ctx(prompt.begin(), prompt.end());
   std::vector<int32_t> out;
-  const int V = cfg_.vocab;
+  std::vector<float> lg(V);
   uint64_t s = seed;
-  std::vector<std::pair<float, int32_t>> cand(V);
+  // The cache holds positions [0, filled) of the current window.
+  int filled = 0;
+  size_t window_start = ctx.size() > static_cast<size_t>(S) ? ctx.size() - S : 0;
   for (int i = 0; i < n; ++i) {
-    const int T = static_cast<int>(std::min<size_t>(ctx.size(), cfg_.n_ctx));
-    std::span<const int32_t> window(ctx.data() + ctx.size() - T, T);
-    Result<float> r = Forward(window, {}, 1, T);
-    if (!r.ok()) return r.status();
-    const float* lg = acts_->logits.data() + static_cast<int64_t>(T - 1) * V;
-    int32_t next = 0;
-    if (temperature <= 0.0f) {
-      next = static_cast<int32_t>(std::max_element(lg, lg + V) - lg);
-    } else {
-      for (int v = 0; v < V; ++v) cand[v] = {lg[v], v};
-      int k = (top_k > 0 && top_k < V) ? top_k : V;
-      std::partial_sort(cand.begin(), cand.begin() + k, cand.end(),
-                        [](const auto& x, const auto& y) { return x.first > y.first || (x.first == y.first && x.second < y.second); });
-      double total = 0;
-      std::vector<double> w(k);
-      for (int j = 0; j < k; ++j) total += (w[j] = std::exp((cand[j].first - cand[0].first) / temperature));
-      double u = Uniform01(s) * total;
-      next = cand[k - 1].second;
-      for (int j = 0; j < k; ++j) {
-        if ((u -= w[j]) <= 0) {
-          next = cand[j].second;
-          break;
-        }
-      }
+    const size_t T = ctx.size() - window_start;
+    if (T > static_cast<size_t>(S)) {
+      // The window slides: every position moves, so the cache starts again from the new window.
+      window_start = ctx.size() - S;
+      filled = 0;
     }
+    while (static_cast<size_t>(filled) < ctx.size() - window_start) {
+      DecodeOne(ctx[window_start + filled], filled, lg.data());
+      ++filled;
+    }
+    const int32_t next = SampleToken(lg.data(), V, temperature, top_k, &s);
     ctx.push_back(next);
     out.push_back(next);
   }

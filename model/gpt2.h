@@ -23,98 +23,65 @@
 #include <string>
 #include <vector>
 
+#include "model/config.h"
+#include "model/model.h"
 #include "runtime/aligned.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
 
 namespace strata::model {
 
-struct Gpt2Config {
-  int32_t n_layer = 4;
-  int32_t n_head = 4;
-  int32_t n_embd = 256;
-  int32_t n_ctx = 256;  // the longest sequence (learned positions)
-  int32_t vocab = 256;
-  float ln_eps = 1e-5f;
-
-  // Names the first field out of range ("n_embd 250 is not a multiple of n_head 4").
-  [[nodiscard]] Status Validate() const;
-  uint64_t NumParams() const;
-  std::string ToString() const;  // "4 layers, 4 heads, width 256, context 256, vocabulary 256"
-  bool operator==(const Gpt2Config&) const = default;
-};
-
-struct TensorSpec {
-  std::string name;  // "wte.weight", "h.3.mlp.c_fc.weight", "ln_f.bias"
-  uint64_t offset = 0;  // in floats, into the flat buffer
-  std::vector<int64_t> shape;
-  int layer = -1;  // -1: embeddings and final LayerNorm
-  uint64_t numel() const;
-};
 // Every tensor, in buffer order.
-std::vector<TensorSpec> Gpt2Tensors(const Gpt2Config& cfg);
+std::vector<TensorSpec> Gpt2Tensors(const ModelConfig& cfg);
 // Offset (in floats) of layer l's first tensor; l == n_layer gives ln_f.weight.
-uint64_t Gpt2LayerOffset(const Gpt2Config& cfg, int layer);
+uint64_t Gpt2LayerOffset(const ModelConfig& cfg, int layer);
 // GPT-2's initialisation (normal(0, 0.02), the residual projections scaled by 1/sqrt(2 n_layer),
 // LayerNorm weights 1, biases 0), a function of the seed alone: every machine draws the same
 // weights. params holds cfg.NumParams() values.
-void InitGpt2Weights(const Gpt2Config& cfg, uint64_t seed, std::span<float> params);
+void InitGpt2Weights(const ModelConfig& cfg, uint64_t seed, std::span<float> params);
 
-class Gpt2 {
+class Gpt2 final : public Model {
  public:
-  // threads: the compute threads (0 = all cores). Refuses a config that fails Validate(), and a
-  // CPU without the instructions the model kernels were compiled for.
-  [[nodiscard]] static Result<std::unique_ptr<Gpt2>> Create(const Gpt2Config& cfg, int threads);
-  ~Gpt2();
+  // threads: the compute threads (0 = all cores). Refuses a config that fails Validate() or is not
+  // arch "gpt2", and a CPU without the instructions the model kernels were compiled for.
+  [[nodiscard]] static Result<std::unique_ptr<Gpt2>> Create(const ModelConfig& cfg, int threads);
+  ~Gpt2() override;
   Gpt2(const Gpt2&) = delete;
   Gpt2& operator=(const Gpt2&) = delete;
 
-  const Gpt2Config& config() const { return cfg_; }
-  uint64_t num_params() const { return n_params_; }
-  std::span<float> params() { return {params_.data(), n_params_}; }
-  std::span<const float> params() const { return {params_.data(), n_params_}; }
-  std::span<float> grads() { return {grads_.data(), n_params_}; }
-  int threads() const { return pool_.size(); }
-  // Bytes held by activations for the largest (B, T) seen so far.
-  uint64_t activation_bytes() const;
+  const ModelConfig& config() const override { return cfg_; }
+  uint64_t num_params() const override { return n_params_; }
+  std::span<float> params() override { return {params_.data(), n_params_}; }
+  std::span<const float> params() const override { return {params_.data(), n_params_}; }
+  std::span<float> grads() override { return {grads_.data(), n_params_}; }
+  int threads() const override { return pool_.size(); }
+  uint64_t activation_bytes() const override;
 
-  // GPT-2's initialisation, drawn from seed alone: weights N(0, 0.02), residual projections
-  // N(0, 0.02 / sqrt(2 n_layer)), biases 0, LayerNorm weight 1.
-  void InitRandom(uint64_t seed);
-
-  // Forward over B rows of T tokens (inputs [B, T]; T <= n_ctx). With targets, returns the mean
-  // cross-entropy over all B*T positions and keeps what Backward needs; without, returns 0.
-  // Errors name the first token id outside the vocabulary or the T over the context.
   [[nodiscard]] Result<float> Forward(std::span<const int32_t> inputs, std::span<const int32_t> targets, int B,
-                                      int T);
-  // Logits of the last Forward, [B, T, V].
-  std::span<const float> logits() const;
-
-  // Gradients of the last Forward's loss into grads() (overwritten, not accumulated). After
-  // each part of backward, on_ready(lo) says: every parameter at offset >= lo has its final
-  // gradient, and this backward will not read its weight again, so an optimizer may update it
-  // now (last layer first; lo = 0 comes last).
-  [[nodiscard]] Status Backward(const std::function<void(uint64_t lo)>& on_ready = {});
-
-  // Generates n tokens after prompt (the context window slides when it is full): temperature 0
-  // is greedy; otherwise samples from the top_k (0 = all) tokens with a generator seeded by seed.
+                                      int T) override;
+  std::span<const float> logits() const override;
+  [[nodiscard]] Status Backward(const std::function<void(uint64_t lo)>& on_ready = {}) override;
+  // While the context is not full, one token's forward per new token through a cache of keys and
+  // values; once it is full the window slides (learned positions move) and each token costs a
+  // forward of the whole window.
   [[nodiscard]] Result<std::vector<int32_t>> Sample(std::span<const int32_t> prompt, int n, float temperature,
-                                                    int top_k, uint64_t seed);
+                                                    int top_k, uint64_t seed) override;
 
   struct Acts;
 
  private:
-  Gpt2(const Gpt2Config& cfg, int threads);
+  Gpt2(const ModelConfig& cfg, int threads);
   void Reserve(int B, int T);
+  // One token at position pos (the cache holds positions < pos): its logits into `logits` [V].
+  void DecodeOne(int32_t token, int pos, float* logits);
 
-  Gpt2Config cfg_;
+  ModelConfig cfg_;
   uint64_t n_params_ = 0;
   AlignedVector<float> params_, grads_;  // 64-byte aligned: see runtime/aligned.h
   ThreadPool pool_;
   std::unique_ptr<Acts> acts_;
+  AlignedVector<float> kv_;  // [L][2][n_ctx, C]: keys and values of the positions decoded so far
 };
 
-// The instruction set the model kernels were compiled for ("avx512", "avx2" or "generic").
-const char* Gpt2KernelIsa();
 
 }  // namespace strata::model

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -481,6 +482,31 @@ float HalfToFloat(uint16_t h) {
 
 float BF16ToFloat(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 
+uint16_t FloatToBF16(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN: quiet, sign kept
+  const uint32_t rounding = 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>((u + rounding) >> 16);
+}
+
+uint16_t FloatToHalf(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: infinity
+  if (a < 0x38800000u) {
+    // Below half's smallest normal (2^-14): a subnormal m * 2^-24, rounded to nearest even.
+    const float mag = std::bit_cast<float>(a);
+    const float scaled = mag * 16777216.0f;  // exact: a power of two
+    const float r = std::nearbyint(scaled);  // the default rounding mode: to nearest even
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(r));
+  }
+  // Normal: rebias the exponent (127 -> 15) and round the 23-bit mantissa to 10 bits.
+  const uint32_t rounded = a + 0xfffu + ((a >> 13) & 1u);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+}
+
 int64_t TensorInfo::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -495,11 +521,62 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   return FromBytes(std::move(bytes), path);
 }
 
+Result<SafetensorsFile> SafetensorsFile::OpenHeader(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT) return Status::NotFound(path + ": no such file");
+    return Status::IOError(path + ": open: " + ErrnoText(e));
+  }
+  struct stat st;
+  std::vector<uint8_t> head(8);
+  auto read_at = [&](uint8_t* p, uint64_t n, uint64_t off) -> bool {
+    while (n > 0) {
+      const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<uint64_t>(r);
+      off += static_cast<uint64_t>(r);
+    }
+    return true;
+  };
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return Status::IOError(path + ": fstat: " + ErrnoText(e));
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size >= 8) {
+    if (!read_at(head.data(), 8, 0)) {
+      ::close(fd);
+      return Status::IOError(path + ": cannot read the header length");
+    }
+    const uint64_t n = GetU64(head.data());
+    if (n <= kSafetensorsMaxHeaderBytes && n <= size - 8) {
+      head.resize(8 + n);
+      if (!read_at(head.data() + 8, n, 8)) {
+        ::close(fd);
+        return Status::IOError(path + ": cannot read the header");
+      }
+    }
+  } else {
+    head.clear();
+  }
+  ::close(fd);
+  return Parse(std::move(head), path, size, /*header_only=*/true);
+}
+
 Result<SafetensorsFile> SafetensorsFile::FromBytes(std::vector<uint8_t> bytes, std::string name) {
+  const uint64_t size = bytes.size();
+  return Parse(std::move(bytes), std::move(name), size, /*header_only=*/false);
+}
+
+Result<SafetensorsFile> SafetensorsFile::Parse(std::vector<uint8_t> bytes, std::string name, uint64_t size,
+                                               bool header_only) {
   SafetensorsFile f;
   f.path_ = std::move(name);
+  f.header_only_ = header_only;
   auto bad = [&](const std::string& why) { return Status::Corruption(f.path_ + ": " + why); };
-  const uint64_t size = bytes.size();
 
   // 1. The header length.
   if (size < 8)
@@ -643,8 +720,8 @@ Result<SafetensorsFile> SafetensorsFile::FromBytes(std::vector<uint8_t> bytes, s
   f.tensors_ = std::move(sorted);
   for (size_t i = 0; i < f.tensors_.size(); ++i) f.index_[f.tensors_[i].name] = i;
 
-  // 5. strata's checksum, when present.
-  if (auto it = f.metadata_.find(kSafetensorsChecksumKey); it != f.metadata_.end()) {
+  // 5. strata's checksum, when present (and the data was read).
+  if (auto it = f.metadata_.find(kSafetensorsChecksumKey); it != f.metadata_.end() && !header_only) {
     uint64_t want;
     if (!ParseHex16(it->second, &want))
       return bad("metadata \"" + std::string(kSafetensorsChecksumKey) + "\" is \"" + it->second +
@@ -673,6 +750,7 @@ std::span<const uint8_t> SafetensorsFile::Bytes(const TensorInfo& t) const {
 }
 
 Result<const TensorInfo*> SafetensorsFile::Lookup(std::string_view name) const {
+  if (header_only_) return Status::Internal(path_ + ": opened for its header only; tensor data not read");
   const TensorInfo* t = Find(name);
   if (!t) return Status::NotFound(path_ + ": no tensor " + Quote(name));
   return t;

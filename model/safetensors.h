@@ -39,6 +39,10 @@ uint64_t DTypeSize(DType dtype);           // bytes per element
 // NaNs are not quieted, subnormals become normal floats.
 float HalfToFloat(uint16_t bits);
 float BF16ToFloat(uint16_t bits);
+// fp32 -> bfloat16 / half, rounding to nearest even as torch's .to() does; NaN stays a (quiet)
+// NaN, overflow becomes infinity, half's subnormals are rounded exactly.
+uint16_t FloatToBF16(float f);
+uint16_t FloatToHalf(float f);
 
 inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;  // the reference's limit
 inline constexpr char kSafetensorsChecksumKey[] = "strata.xxh3";
@@ -61,6 +65,9 @@ class SafetensorsFile {
   // Errors: NotFound (no such file), IOError (the OS refused), Corruption (the bytes fail a
   // check). Every message starts with the path and names the field or tensor.
   [[nodiscard]] static Result<SafetensorsFile> Open(const std::string& path);
+  // The header alone (every check but the checksum, which needs the data): tensors(), Find() and
+  // metadata() work; data(), Bytes() and the readers must not be used (the readers refuse).
+  [[nodiscard]] static Result<SafetensorsFile> OpenHeader(const std::string& path);
   // The same checks on bytes already in memory; `name` stands for the path in messages.
   [[nodiscard]] static Result<SafetensorsFile> FromBytes(std::vector<uint8_t> bytes, std::string name);
 
@@ -86,6 +93,9 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
+  // bytes: the file (or, header_only, its first 8 + N bytes); size: the file's size.
+  [[nodiscard]] static Result<SafetensorsFile> Parse(std::vector<uint8_t> bytes, std::string name, uint64_t size,
+                                                     bool header_only);
   [[nodiscard]] Result<const TensorInfo*> Lookup(std::string_view name) const;
 
   std::string path_;
@@ -94,6 +104,7 @@ class SafetensorsFile {
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
   std::map<std::string, std::string> metadata_;
+  bool header_only_ = false;
 };
 
 // One tensor to write: `bytes` holds numel * DTypeSize(dtype) bytes, little-endian, row-major.

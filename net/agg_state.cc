@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "model/gpt2.h"
+#include "model/config.h"
 #include "net/wire.h"
 #include "optim/q8_book.h"
 #include "runtime/file_util.h"
@@ -136,7 +136,7 @@ Result<std::unique_ptr<AggState>> AggState::Open(const std::string& dir, const S
     if (Status s = cfg.model.Validate(); !s.ok()) return s;
     const uint64_t n = cfg.NumParams();
     st->theta_.assign(n, 0.0f);
-    model::InitGpt2Weights(cfg.model, cfg.init_seed, st->theta_);  // theta v0: the run's seed alone
+    model::InitWeights(cfg.model, cfg.init_seed, st->theta_);  // theta v0: the run's seed alone
     st->step_.assign(n, 0.0f);
     st->down_ = std::make_unique<optim::ErrorFeedbackEncoder>(n);
     st->outer_ = optim::MakeOuterState(n, cfg.outer);

@@ -5,7 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 
-#include "model/gpt2.h"
+#include "model/config.h"
 #include "net/agg_state.h"
 #include "net/zmq_security.h"
 #include "optim/q8_book.h"
@@ -53,7 +53,7 @@ Status PeerLink::SyncTheta() {
   global_.assign(n, 0.0f);
   if (latest_ == 0) {
     // Version 0 is theta from the run's seed: build it here and check it against the hash.
-    model::InitGpt2Weights(run_.model, run_.init_seed, global_);
+    model::InitWeights(run_.model, run_.init_seed, global_);
     if (ThetaHash(global_) == latest_hash_) {
       gv_ = 0;
       gv_hash_ = latest_hash_;

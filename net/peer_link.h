@@ -2,7 +2,7 @@
 // the aggregator's ROUTER (CURVE, every frame signed) and one SUB for its announcements.
 //
 //   Join:     Hello -> Welcome (the run's config, the newest version and its hash); subscribe
-//   theta:    version 0 from the run's seed (model::InitGpt2Weights, checked against the hash),
+//   theta:    version 0 from the run's seed (model::InitWeights, checked against the hash),
 //             else FetchTheta in content-hashed chunks; then every update it missed, applied as
 //             the aggregator applied it, so the replica is the aggregator's theta bit for bit
 //   Upload:   a contribution's chunks with a window in flight, resent when unacknowledged,

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/gpt2_json.h"
+#include "model/config_json.h"
 
 namespace strata::optim {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OuterConfig, eta, mu, a, upper_mult, lower_mult, rms_beta, tau_max, h_ref, nesterov,

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/gpt2.h"
+#include "model/config.h"
 #include "optim/outer.h"
 #include "runtime/status.h"
 
@@ -14,8 +14,8 @@ namespace strata::net {
 
 struct SwarmRunConfig {
   uint64_t run_id = 0;          // every frame carries it; frames of another run are refused
-  model::Gpt2Config model;      // the built-in model's shape (vocab from the tokenizer)
-  uint64_t init_seed = 1;       // theta at version 0 = Gpt2::InitRandom(init_seed)
+  model::ModelConfig model;      // the built-in model's shape (vocab from the tokenizer)
+  uint64_t init_seed = 1;       // theta at version 0 = model::InitWeights(model, init_seed)
   std::string tokenizer = "byte";
   optim::OuterConfig outer;            // Bi²Clip + Nesterov (net/outer.h)
   uint32_t chunk_elems = 1u << 20;  // elements per wire chunk; a multiple of 256

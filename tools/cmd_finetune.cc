@@ -11,7 +11,7 @@
 
 #include "model/checkpoint.h"
 #include "train/finetune.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 #include "tools/commands.h"
 
@@ -87,7 +87,7 @@ int RunEval(const EvalFlags& f) {
   };
   auto cfg = model::ReadCheckpointConfig(f.init);
   if (!cfg.ok()) return fail(cfg.status());
-  auto m = model::Gpt2::Create(cfg.value(), f.threads);
+  auto m = model::Model::Create(cfg.value(), f.threads);
   if (!m.ok()) return fail(m.status());
   if (Status s = model::LoadCheckpoint(f.init, *m.value()); !s.ok()) return fail(s);
   auto batch = model::SafetensorsFile::Open(f.batch_file);
@@ -104,7 +104,7 @@ int RunEval(const EvalFlags& f) {
                                  static_cast<int>(in->shape[1]));
   if (!loss.ok()) return fail(loss.status());
   nlohmann::json j{{"loss", loss.value()}, {"checkpoint", f.init}, {"batch", f.batch_file},
-                   {"B", in->shape[0]}, {"T", in->shape[1]}};
+                   {"B", in->shape[0]}, {"T", in->shape[1]}, {"arch", cfg->arch}};
   if (f.json == "-") {
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -121,7 +121,7 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
   train::FinetuneOptions& o = flags->opt;
   auto* cmd = app.add_subcommand(
       "finetune",
-      "Fine-tune (or train from scratch) the built-in GPT-2 model on text, with the optimizer state\n"
+      "Fine-tune (or train from scratch) a GPT-2, Llama, Mistral or Qwen2 model on text, with the optimizer state\n"
       "offloaded to disk in 8-bit blocks, updated chunk by chunk while backward runs.\n"
       "With no flags: a small byte-level model (about 3 M parameters) on the Debian fortunes corpus,\n"
       "state on disk in a new temporary folder, a few minutes on two cores.\n\n"
@@ -136,13 +136,30 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
       "  strata finetune --data notes/ --steps 2000 --out runs/notes\n"
       "  strata finetune --init gpt2/ --tokenizer gpt2/ --data book.txt --seq 256 --batch 4 --lr 1e-4 \\\n"
       "      --offload nvme:/mnt/nvme/state --out runs/book\n"
+      "  strata finetune --init Llama-3.2-1B/ --tokenizer Llama-3.2-1B/ --data book.txt --lr 2e-5 --out runs/l1b\n"
+      "  strata finetune --arch llama --layers 4 --heads 8 --kv-heads 2 --width 256 --mlp 704 --tokenizer tok/\n"
       "  strata finetune --resume --out runs/book\n"
       "  strata --config book.toml finetune      (flags from [finetune] in book.toml)");
   cmd->add_option("--init", o.init,
-                  "Start from a checkpoint: a folder with model.safetensors (+ config.json), or a .safetensors "
-                  "file; or 'new' for a fresh model sized by --layers/--heads/--width/--context")
+                  "Start from a checkpoint: a Hugging Face folder (config.json + model.safetensors or shards with "
+                  "model.safetensors.index.json; gpt2, llama, mistral or qwen2), or a .safetensors file; or 'new' "
+                  "for a fresh model sized by --arch/--layers/--heads/--width/--context/...")
       ->capture_default_str();
+  cmd->add_option("--arch", o.model.arch, "Family of a new model: gpt2, llama, mistral or qwen2")
+      ->capture_default_str()->check(CLI::IsMember(model::ModelArchs()));
   cmd->add_option("--layers", o.model.n_layer, "Layers of a new model")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--kv-heads", o.model.n_kv_head, "Key-value heads of a new llama-family model (0 = --heads)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  cmd->add_option("--head-dim", o.model.head_dim, "Head size of a new llama-family model (0 = width / heads)")
+      ->capture_default_str()->check(CLI::Range(0, 4096));
+  cmd->add_option("--mlp", o.model.n_mlp, "MLP width (intermediate_size) of a new llama-family model (0 = 8/3 width, "
+                  "rounded up to 64)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--rope-theta", o.model.rope_theta, "Rotary base of a new llama-family model")->capture_default_str();
+  cmd->add_option("--sliding-window", o.model.sliding_window, "Attention window of a new mistral model (0 = none)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  cmd->add_flag("--untied{false},--tied", o.model.tie_embeddings,
+                "A new llama-family model with its own output head (--untied) or the embedding's (--tied)");
   cmd->add_option("--heads", o.model.n_head, "Attention heads of a new model")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--width", o.model.n_embd, "Width (n_embd) of a new model; a multiple of --heads")
       ->capture_default_str()->check(CLI::Range(1, 65536));
@@ -195,6 +212,11 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--trace", o.trace, "Write a Chrome trace (chrome://tracing, Perfetto) of every step to FILE");
   cmd->add_option("--save-every", o.save_every, "Write model.safetensors every N steps (0 = at evaluations and the end)")
       ->capture_default_str();
+  cmd->add_option("--save-dtype", o.save_dtype,
+                  "dtype of the saved weights: auto (the --init checkpoint's, F32 for a new model), F32, BF16, F16")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "F32", "BF16", "F16"}));
+  cmd->add_option("--shard-size", o.shard_bytes, "Shards of model.safetensors of at most this, e.g. 4GiB (0 = one file)")
+      ->capture_default_str()->transform(CLI::AsSizeValue(false));
   cmd->add_flag("--quiet", o.quiet, "Print errors only");
   cmd->add_flag("--no-progress", flags->no_progress, "No progress line");
   cmd->callback([flags, exit_code] { *exit_code = RunFinetuneCommand(*flags); });

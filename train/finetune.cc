@@ -21,7 +21,7 @@
 
 #include "model/checkpoint.h"
 #include "model/data.h"
-#include "model/gpt2_json.h"
+#include "model/config_json.h"
 #include "model/tokenizer.h"
 #include "offload/inspect.h"
 #include "offload/offload_engine.h"
@@ -58,7 +58,7 @@ constexpr int kRunVersion = 1;
 
 double Now() { return MonotonicSeconds(); }
 
-nlohmann::json OptionsToJson(const FinetuneOptions& o, const Gpt2Config& cfg, const std::string& state_dir,
+nlohmann::json OptionsToJson(const FinetuneOptions& o, const ModelConfig& cfg, const std::string& state_dir,
                              const std::string& tokenizer_name) {
   FinetuneOptions arithmetic = o;
   arithmetic.model = cfg;
@@ -325,9 +325,16 @@ class FinetuneRun {
   Result<double> Eval();
   Status Sample(const char* when);
   Status Save(uint64_t step) const {
-    return SaveCheckpoint(opt_.out, cfg_, model_->params(),
-                          {{"strata.step", std::to_string(step)}, {"strata.optimizer", opt_.optimizer}});
+    SaveOptions so;
+    STRATA_ASSIGN_OR_RETURN(so.dtype, ParseSaveDType(opt_.save_dtype, loaded_dtype_));
+    so.max_shard_bytes = opt_.shard_bytes;
+    so.base_config_json = base_config_json_;
+    so.metadata = {{"strata.step", std::to_string(step)}, {"strata.optimizer", opt_.optimizer}};
+    STRATA_RETURN_IF_ERROR(SaveCheckpoint(opt_.out, cfg_, model_->params(), so));
+    return CopyBeside();
   }
+  // The files transformers looks for beside the weights: the generation config and the tokenizer.
+  Status CopyBeside() const;
   bool EvalDue(uint64_t step) const { return step == opt_.steps || (opt_.eval_every && step % opt_.eval_every == 0); }
   Status OpenMetrics();
   void LogMetrics(const Json& j) {
@@ -339,9 +346,11 @@ class FinetuneRun {
   FinetuneOptions opt_;
   std::string state_dir_, run_json_, data_;
   std::unique_ptr<Tokenizer> tok_;
-  Gpt2Config cfg_;
+  ModelConfig cfg_;
   TokenCorpus corpus_;
-  std::unique_ptr<Gpt2> model_;
+  std::unique_ptr<Model> model_;
+  std::string loaded_dtype_;      // the --init checkpoint's dtype ("" for a new model)
+  std::string base_config_json_;  // the --init checkpoint's config.json, whose other keys a save keeps
   Tracer tracer_;
   Tracer* tr_ = nullptr;
   std::unique_ptr<Trainer> trainer_;
@@ -393,8 +402,10 @@ Status FinetuneRun::SetUp() {
     // The config was restored from run.json.
   } else if (opt.init == "new") {
     cfg_.vocab = tok.vocab_size();
+    if (!cfg_.is_gpt2() && cfg_.n_mlp == 0) cfg_.n_mlp = (8 * cfg_.n_embd / 3 + 63) / 64 * 64;  // SwiGLU's 8/3, rounded
+    if (cfg_.arch == "qwen2") cfg_.qkv_bias = true;
   } else {
-    Result<Gpt2Config> c = ReadCheckpointConfig(opt.init);
+    Result<ModelConfig> c = ReadCheckpointConfig(opt.init);
     if (!c.ok()) return c.status().WithContext("--init");
     cfg_ = c.value();
   }
@@ -425,11 +436,11 @@ Status FinetuneRun::SetUp() {
                                    std::to_string(opt.seq + 1));
   }
 
-  STRATA_ASSIGN_OR_RETURN(model_, Gpt2::Create(cfg_, opt.threads));
+  STRATA_ASSIGN_OR_RETURN(model_, Model::Create(cfg_, opt.threads));
   // The starting weights (a resumed run with committed state takes them from the state instead).
   if (!opt.resume || opt.restart || opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(InitWeights());
   Say("strata finetune: " + cfg_.ToString() + " (" + std::to_string(model_->num_params()) + " parameters), " +
-      std::to_string(model_->threads()) + " threads, kernels " + Gpt2KernelIsa());
+      std::to_string(model_->threads()) + " threads, kernels " + ModelKernelIsa());
   Say("  data: " + data_ + ": " + std::to_string(corpus_.files) + " file(s), " + std::to_string(corpus_.train.size()) +
       " training and " + std::to_string(corpus_.val.size()) + " validation tokens (" + tok.name() + " tokenizer)");
 
@@ -447,7 +458,38 @@ Status FinetuneRun::InitWeights() {
     model_->InitRandom(opt_.seed);
     return Status::Ok();
   }
-  return LoadCheckpoint(opt_.init, *model_).WithContext("--init");
+  STRATA_RETURN_IF_ERROR(LoadCheckpoint(opt_.init, *model_, &loaded_dtype_).WithContext("--init"));
+  Result<CheckpointPaths> p = FindCheckpoint(opt_.init);
+  if (p.ok() && !p->config.empty()) STRATA_RETURN_IF_ERROR(ReadFile(p->config, &base_config_json_));
+  return Status::Ok();
+}
+
+Status FinetuneRun::CopyBeside() const {
+  std::error_code ec;
+  std::vector<std::string> from;
+  if (opt_.init != "new") {
+    Result<CheckpointPaths> p = FindCheckpoint(opt_.init);
+    if (p.ok()) from.push_back(p->dir);
+  }
+  // The tokenizer's folder (a directory or the folder of a tokenizer.json).
+  if (opt_.tokenizer != "byte") {
+    std::string t = opt_.tokenizer;
+    if (t.rfind("gpt2:", 0) == 0) t = t.substr(5);
+    from.push_back(fs::is_directory(t, ec) ? t : fs::path(t).parent_path().string());
+  }
+  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "vocab.json", "merges.txt", "tokenizer.model"}) {
+    for (const std::string& dir : from) {
+      const fs::path src = fs::path(dir) / name;
+      if (dir.empty() || !fs::is_regular_file(src, ec)) continue;
+      if (fs::equivalent(src, fs::path(opt_.out) / name, ec)) break;
+      std::string bytes;
+      STRATA_RETURN_IF_ERROR(ReadFile(src.string(), &bytes));
+      STRATA_RETURN_IF_ERROR(WriteFileAtomic((fs::path(opt_.out) / name).string(), bytes));
+      break;
+    }
+  }
+  return Status::Ok();
 }
 
 Status FinetuneRun::MakeOptimizer() {

@@ -24,18 +24,18 @@
 #include <string>
 
 #include "model/data.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "runtime/status.h"
 #include "train/step.h"
 
 namespace strata::train {
 
-using model::Gpt2Config;
+using model::ModelConfig;
 
 struct FinetuneOptions {
   // Model: a checkpoint (folder or .safetensors), or "new" for a fresh model of `model`'s size.
   std::string init = "new";
-  Gpt2Config model;  // for "new"; vocab is taken from the tokenizer
+  ModelConfig model;  // for "new"; vocab is taken from the tokenizer
   std::string data;  // "" = the Debian fortunes corpus
   std::string tokenizer = "byte";
   uint64_t steps = 600;
@@ -67,6 +67,8 @@ struct FinetuneOptions {
   int threads = 0;
   std::string trace;  // Chrome trace of every step
   uint64_t save_every = 0;  // model.safetensors every N steps (0 = at evaluations and at the end)
+  std::string save_dtype = "auto";  // auto (the --init checkpoint's dtype; F32 for a new model) | F32 | BF16 | F16
+  uint64_t shard_bytes = uint64_t{4} << 30;  // shards of at most this (0 = one file)
   bool quiet = false;
   bool progress = true;  // the progress line (on a terminal) or periodic lines (otherwise)
 };

@@ -91,7 +91,7 @@ Status CheckOptions(const TrainerOptions& o) {
 
 }  // namespace
 
-Trainer::Trainer(model::Gpt2& model, const TrainerOptions& o) : model_(model), opt_(o) {
+Trainer::Trainer(model::Model& model, const TrainerOptions& o) : model_(model), opt_(o) {
   if (opt_.chunk_params == 0) opt_.chunk_params = AutoChunk(model.num_params());
 }
 
@@ -109,7 +109,7 @@ void Trainer::InitInMemory() {
   }
 }
 
-Result<std::unique_ptr<Trainer>> Trainer::Create(model::Gpt2& model, const TrainerOptions& o) {
+Result<std::unique_ptr<Trainer>> Trainer::Create(model::Model& model, const TrainerOptions& o) {
   STRATA_RETURN_IF_ERROR(CheckOptions(o));
   std::unique_ptr<Trainer> t(new Trainer(model, o));
   if (o.offload == OffloadMode::kNone) {
@@ -132,7 +132,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(model::Gpt2& model, const Train
   return t;
 }
 
-Result<std::unique_ptr<Trainer>> Trainer::Open(model::Gpt2& model, const TrainerOptions& o) {
+Result<std::unique_ptr<Trainer>> Trainer::Open(model::Model& model, const TrainerOptions& o) {
   STRATA_RETURN_IF_ERROR(CheckOptions(o));
   if (o.offload == OffloadMode::kNone) return Status::InvalidArgument("Trainer::Open: an optimizer in memory has no state to open");
   std::unique_ptr<Trainer> t(new Trainer(model, o));

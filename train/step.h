@@ -19,7 +19,7 @@
 #include <string>
 
 #include "model/data.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "runtime/status.h"
 
 namespace strata {
@@ -86,10 +86,10 @@ class Trainer {
  public:
   // A fresh optimizer over the model's current weights: zero moments; with offload, a new state
   // directory holding step 0 (refused if it already holds a committed state).
-  [[nodiscard]] static Result<std::unique_ptr<Trainer>> Create(model::Gpt2& model, const TrainerOptions& o);
+  [[nodiscard]] static Result<std::unique_ptr<Trainer>> Create(model::Model& model, const TrainerOptions& o);
   // The committed state of o.state_dir (offload only). With master weights the model takes the
   // committed weights. NotFound when the folder has no manifest (no committed state).
-  [[nodiscard]] static Result<std::unique_ptr<Trainer>> Open(model::Gpt2& model, const TrainerOptions& o);
+  [[nodiscard]] static Result<std::unique_ptr<Trainer>> Open(model::Model& model, const TrainerOptions& o);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -108,12 +108,12 @@ class Trainer {
   std::string Describe() const;
 
  private:
-  Trainer(model::Gpt2& model, const TrainerOptions& o);
+  Trainer(model::Model& model, const TrainerOptions& o);
   void InitInMemory();
   Result<float> ForwardBackward(const model::Batch& b);
   Result<float> StepOffloaded(const model::Batch& b, double lr, const std::function<Status(float)>& before_commit);
 
-  model::Gpt2& model_;
+  model::Model& model_;
   TrainerOptions opt_;
   uint64_t step_ = 0;  // in memory
   std::unique_ptr<offload::OffloadEngine> engine_;

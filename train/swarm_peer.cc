@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "model/data.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "model/tokenizer.h"
 #include "net/peer_link.h"
 #include "net/run_config.h"
@@ -55,7 +55,7 @@ class Peer {
   PeerReport rep_;
   std::unique_ptr<net::PeerLink> link_;  // the protocol: join, theta, uploads, leases
   std::string name_;
-  std::unique_ptr<model::Gpt2> model_;
+  std::unique_ptr<model::Model> model_;
   model::TokenCorpus corpus_;
   std::span<const int32_t> shard_;
   // Inner optimizer (kept across rounds, as DiLoCo does), in memory or offloaded.
@@ -151,7 +151,7 @@ Status Peer::Join() {
   if (opt_.seq > run_.model.n_ctx)
     return Status::InvalidArgument("--seq " + std::to_string(opt_.seq) + " exceeds the model's context " +
                                    std::to_string(run_.model.n_ctx));
-  Result<std::unique_ptr<model::Gpt2>> m = model::Gpt2::Create(run_.model, opt_.threads);
+  Result<std::unique_ptr<model::Model>> m = model::Model::Create(run_.model, opt_.threads);
   if (!m.ok()) return m.status();
   model_ = std::move(*m);
   const size_t n = model_->num_params();

@@ -333,8 +333,8 @@ void Gpt2TokenizerSeeds(Out& out) {
 // ---- config.json ---------------------------------------------------------------------------------
 
 void ModelConfigSeeds(Out& out) {
-  using strata::model::Gpt2Config;
-  Gpt2Config c;
+  using strata::model::ModelConfig;
+  ModelConfig c;
   out.Put("ok-hf-written", Of(strata::model::HfConfigJson(c)));
   out.Put("ok-aliases", Of(R"({"num_hidden_layers": 2, "num_attention_heads": 3, "hidden_size": 96,)"
                            R"( "n_ctx": 64, "vocab_size": 50257, "n_inner": 384, "layer_norm_epsilon": 1e-6,)"

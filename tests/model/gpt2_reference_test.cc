@@ -92,7 +92,9 @@ TEST(Checkpoint, RoundTripsBitForBitWithHfConfig) {
   auto m = LoadRefModel(2);
   ASSERT_TRUE(m);
   TempDir d;
-  ASSERT_TRUE(SaveCheckpoint(d.path(), m->config(), m->params(), {{"strata.step", "7"}}).ok());
+  SaveOptions so;
+  so.metadata = {{"strata.step", "7"}};
+  ASSERT_TRUE(SaveCheckpoint(d.path(), m->config(), m->params(), so).ok());
   auto cfg = ReadCheckpointConfig(d.path());
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg.value(), m->config());
@@ -255,7 +257,7 @@ TEST(CheckpointCorruption, NInnerOfAHugeWidth) {
 TEST(CheckpointCorruption, ConfigOfAnotherSize) {
   auto cfg = ReadCheckpointConfig(kRef);
   ASSERT_TRUE(cfg.ok());
-  Gpt2Config other = cfg.value();
+  ModelConfig other = cfg.value();
   other.n_layer = 3;
   auto m = Gpt2::Create(other, 1);
   ASSERT_TRUE(m.ok());

@@ -13,8 +13,8 @@
 namespace strata::model {
 namespace {
 
-Gpt2Config Tiny() {
-  Gpt2Config c;
+ModelConfig Tiny() {
+  ModelConfig c;
   c.n_layer = 2;
   c.n_head = 2;
   c.n_embd = 6;
@@ -37,8 +37,8 @@ void InitWide(Gpt2& m, uint32_t seed) {
   for (float& p : m.params()) p = d(g);
 }
 
-TEST(Gpt2Config, NamesTheFieldOutOfRange) {
-  Gpt2Config c = Tiny();
+TEST(ModelConfig, NamesTheFieldOutOfRange) {
+  ModelConfig c = Tiny();
   c.n_embd = 7;
   Status s = c.Validate();
   EXPECT_TRUE(s.IsInvalidArgument());
@@ -52,7 +52,7 @@ TEST(Gpt2Config, NamesTheFieldOutOfRange) {
 }
 
 TEST(Gpt2Layout, TensorsTileTheBufferInOrder) {
-  for (Gpt2Config c : {Tiny(), Gpt2Config{}, Gpt2Config{12, 12, 768, 1024, 50257}}) {
+  for (ModelConfig c : {Tiny(), ModelConfig{}, ModelConfig{"gpt2", 12, 12, 768, 1024, 50257}}) {
     const auto t = Gpt2Tensors(c);
     ASSERT_EQ(t.size(), 2 + 12 * static_cast<size_t>(c.n_layer) + 2);
     uint64_t off = 0;
@@ -66,11 +66,11 @@ TEST(Gpt2Layout, TensorsTileTheBufferInOrder) {
     EXPECT_EQ(t[t.size() - 2].offset, Gpt2LayerOffset(c, c.n_layer));
   }
   // GPT-2 small has 124,439,808 parameters (tied head).
-  EXPECT_EQ((Gpt2Config{12, 12, 768, 1024, 50257}).NumParams(), 124439808u);
+  EXPECT_EQ((ModelConfig{"gpt2", 12, 12, 768, 1024, 50257}).NumParams(), 124439808u);
 }
 
 TEST(Gpt2, GradientsMatchCentralDifferences) {
-  const Gpt2Config c = Tiny();
+  const ModelConfig c = Tiny();
   auto m = Gpt2::Create(c, 2);
   ASSERT_TRUE(m.ok()) << m.status();
   Gpt2& g = *m.value();
@@ -106,7 +106,7 @@ TEST(Gpt2, GradientsMatchCentralDifferences) {
 }
 
 TEST(Gpt2, BitwiseDeterministicForAThreadCount) {
-  Gpt2Config c = Tiny();
+  ModelConfig c = Tiny();
   c.n_embd = 12;
   c.n_head = 3;
   c.n_ctx = 13;
@@ -132,7 +132,7 @@ TEST(Gpt2, BitwiseDeterministicForAThreadCount) {
 }
 
 TEST(Gpt2, BackwardReleasesLastLayersFirst) {
-  const Gpt2Config c = Tiny();
+  const ModelConfig c = Tiny();
   auto m = Gpt2::Create(c, 2);
   ASSERT_TRUE(m.ok());
   m.value()->InitRandom(1);
@@ -147,7 +147,7 @@ TEST(Gpt2, BackwardReleasesLastLayersFirst) {
 }
 
 TEST(Gpt2, InitialLossIsNearLogVocab) {
-  Gpt2Config c;  // the default model
+  ModelConfig c;  // the default model
   c.n_layer = 2;
   auto m = Gpt2::Create(c, 2);
   ASSERT_TRUE(m.ok());
@@ -161,7 +161,7 @@ TEST(Gpt2, InitialLossIsNearLogVocab) {
 // Every tensor draws its own numbers: no two weight matrices start correlated (an early version
 // gave each tensor a shifted copy of one stream, and training started from near-copies).
 TEST(Gpt2, InitialWeightsOfDifferentTensorsAreUncorrelated) {
-  Gpt2Config c;
+  ModelConfig c;
   auto m = Gpt2::Create(c, 1);
   ASSERT_TRUE(m.ok());
   m.value()->InitRandom(1);
@@ -194,7 +194,7 @@ TEST(Gpt2, InitialWeightsOfDifferentTensorsAreUncorrelated) {
 }
 
 TEST(Gpt2, BadInputIsNamed) {
-  const Gpt2Config c = Tiny();
+  const ModelConfig c = Tiny();
   auto m = Gpt2::Create(c, 1);
   ASSERT_TRUE(m.ok());
   std::vector<int32_t> in = {1, 2, 11};
@@ -211,7 +211,7 @@ TEST(Gpt2, BadInputIsNamed) {
 }
 
 TEST(Gpt2, SamplingIsReproducibleAndGreedyIsArgmax) {
-  const Gpt2Config c = Tiny();
+  const ModelConfig c = Tiny();
   auto m = Gpt2::Create(c, 2);
   ASSERT_TRUE(m.ok());
   m.value()->InitRandom(9);

@@ -380,7 +380,7 @@ class FinetuneBadInput : public ::testing::Test {
   FinetuneOptions Opt() {
     FinetuneOptions o;
     o.data = d_ / "corpus.txt";
-    o.model = Gpt2Config{1, 1, 8, 16, 256};
+    o.model = ModelConfig{"gpt2", 1, 1, 8, 16, 256};
     o.seq = 8;
     o.batch = 2;
     o.steps = 2;

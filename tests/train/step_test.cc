@@ -21,8 +21,8 @@ namespace {
 
 // Awkward sizes: a vocabulary of 67, width 24, so 16 488 parameters: chunks of 1 280 leave a
 // partial last chunk, and layer boundaries fall inside chunks.
-model::Gpt2Config TinyConfig() {
-  model::Gpt2Config c;
+model::ModelConfig TinyConfig() {
+  model::ModelConfig c;
   c.n_layer = 2;
   c.n_head = 2;
   c.n_embd = 24;
@@ -31,7 +31,7 @@ model::Gpt2Config TinyConfig() {
   return c;
 }
 
-model::Batch BatchOf(uint64_t step, const model::Gpt2Config& c) {
+model::Batch BatchOf(uint64_t step, const model::ModelConfig& c) {
   model::Batch b;
   b.B = 3;
   b.T = 11;
@@ -149,7 +149,7 @@ TEST(Trainer, OpenRefusesWhatItCannotContinue) {
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.status().message().find("layout q8_master_mv"), std::string::npos) << other.status().ToString();
   // Another model's state is named too.
-  model::Gpt2Config c = TinyConfig();
+  model::ModelConfig c = TinyConfig();
   c.vocab = 68;
   auto bigger = model::Gpt2::Create(c, 1);
   ASSERT_TRUE(bigger.ok());
