@@ -20,6 +20,12 @@ const std::vector<std::string>& ModelArchs() {
   return k;
 }
 
+void FillFamilyDefaults(ModelConfig* c) {
+  if (c->is_gpt2()) return;
+  if (c->n_mlp == 0) c->n_mlp = (8 * c->n_embd / 3 + 63) / 64 * 64;
+  if (c->arch == "qwen2") c->qkv_bias = true;
+}
+
 Status ModelConfig::Validate() const {
   auto bad = [](const char* field, int64_t v, const std::string& why) {
     return Status::InvalidArgument("model config: " + std::string(field) + " " + std::to_string(v) + " " + why);

@@ -63,6 +63,11 @@ struct ModelConfig {
   bool operator==(const ModelConfig&) const = default;
 };
 
+// The defaults of a fresh model that depend on its family, for the command line: the llama family's
+// MLP width when not given (8/3 of the width, rounded up to a multiple of 64, as SwiGLU models
+// size it) and qwen2's q/k/v biases.
+void FillFamilyDefaults(ModelConfig* cfg);
+
 // The families strata knows, in the order --arch lists them.
 const std::vector<std::string>& ModelArchs();
 

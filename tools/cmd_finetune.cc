@@ -56,7 +56,7 @@ int RunFinetuneCommand(FinetuneFlags& f) {
                  "  validation loss %.4f -> %.4f (%.0f%% of the first)\n"
                  "  %.0f tokens/s over this run's steps; peak RSS %.0f MiB (weights, grads, activations, "
                  "staging and tokens: %.0f MiB)\n"
-                 "  checkpoint: %s/model.safetensors (+ config.json; loads in transformers)\n"
+                 "  checkpoint: %s (config.json + safetensors; loads in transformers)\n"
                  "  loss plot:  %s/loss.svg\n"
                  "  metrics:    %s/metrics.jsonl\n"
                  "  samples:    %s/samples.txt\n",

@@ -110,6 +110,7 @@ int RunServe(ServeFlags& f) {
   net::AggregatorOptions& o = f.opt;
   o.run.outer.clip = !f.no_clip;
   o.run.outer.nesterov = !f.no_nesterov;
+  model::FillFamilyDefaults(&o.run.model);
   const bool resuming = std::filesystem::exists(o.dir + "/snapshot.bin");
   if (resuming && !o.quiet)
     std::fprintf(stderr, "strata swarm serve: resuming the run stored in %s (its run.json's model and outer step apply)\n",
@@ -288,7 +289,16 @@ void AddSwarmCommand(CLI::App& app, int* exit_code) {
   sv->add_option("--pub", so.pub_bind, "PUB endpoint for announcements (default: the --bind port + 1)");
   sv->add_option("--ready-file", so.ready_file, "Write the bound endpoints here once serving (for scripts)");
   sv->add_option("--run-id", so.run.run_id, "Run id (default: random); a restart reads the run from --out");
+  sv->add_option("--arch", so.run.model.arch, "Model family: gpt2, llama, mistral or qwen2")
+      ->capture_default_str()->check(CLI::IsMember(model::ModelArchs()));
   sv->add_option("--layers", so.run.model.n_layer, "Model layers")->capture_default_str();
+  sv->add_option("--kv-heads", so.run.model.n_kv_head, "Key-value heads (llama family; 0 = --heads)")->capture_default_str();
+  sv->add_option("--head-dim", so.run.model.head_dim, "Head size (llama family; 0 = width / heads)")->capture_default_str();
+  sv->add_option("--mlp", so.run.model.n_mlp, "MLP width (llama family; 0 = 8/3 width rounded to 64)")->capture_default_str();
+  sv->add_option("--rope-theta", so.run.model.rope_theta, "Rotary base (llama family)")->capture_default_str();
+  sv->add_option("--sliding-window", so.run.model.sliding_window, "Attention window (mistral; 0 = none)")
+      ->capture_default_str();
+  sv->add_flag("--untied{false},--tied", so.run.model.tie_embeddings, "Own output head (--untied) or the embedding's");
   sv->add_option("--heads", so.run.model.n_head, "Attention heads")->capture_default_str();
   sv->add_option("--width", so.run.model.n_embd, "Model width")->capture_default_str();
   sv->add_option("--context", so.run.model.n_ctx, "Longest sequence")->capture_default_str();

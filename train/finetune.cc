@@ -402,8 +402,7 @@ Status FinetuneRun::SetUp() {
     // The config was restored from run.json.
   } else if (opt.init == "new") {
     cfg_.vocab = tok.vocab_size();
-    if (!cfg_.is_gpt2() && cfg_.n_mlp == 0) cfg_.n_mlp = (8 * cfg_.n_embd / 3 + 63) / 64 * 64;  // SwiGLU's 8/3, rounded
-    if (cfg_.arch == "qwen2") cfg_.qkv_bias = true;
+    FillFamilyDefaults(&cfg_);
   } else {
     Result<ModelConfig> c = ReadCheckpointConfig(opt.init);
     if (!c.ok()) return c.status().WithContext("--init");

@@ -474,6 +474,42 @@ TEST_F(SwarmProcess, PeerKilledAndRejoins) {
   EXPECT_EQ(st->version(), st->accepted());
 }
 
+// The swarm trains the llama family as it trains GPT-2 (one trainer): two peers and the aggregator
+// on a small Llama (grouped-query attention, 2 heads sharing 1 key-value head, SwiGLU, rotary
+// positions, tied head). theta v0 is drawn by the family's initialisation on both sides, every
+// version's hash is checked by the peers, and the global model learns.
+TEST_F(SwarmProcess, TwoPeersTrainASmallLlama) {
+  StartServe({"--arch", "llama", "--kv-heads", "1", "--mlp", "48"});
+  StartPeer(0, {"--stop-at-version", "16"});
+  StartPeer(1, {"--stop-at-version", "16"});
+  ASSERT_EQ(WaitFor(peers_[0], 240), 0) << Slurp(dir_ / "p0.log");
+  ASSERT_EQ(WaitFor(peers_[1], 240), 0) << Slurp(dir_ / "p1.log");
+  const Json status = Status();
+  testing_util::Signal(serve_, SIGINT);
+  ASSERT_EQ(WaitFor(serve_, 30), 0) << Slurp(dir_ / "agg.log");
+  EXPECT_NE(Slurp(dir_ / "agg.log").find("llama, 2 layers, 2 heads (1 key-value) of 16, width 32, MLP 48"),
+            std::string::npos)
+      << Slurp(dir_ / "agg.log");
+  EXPECT_NE(Slurp(dir_ / "p0.log").find("llama"), std::string::npos) << Slurp(dir_ / "p0.log");
+  std::vector<double> val;
+  uint64_t applied = 0;
+  for (int i : {0, 1}) {
+    for (const Json& m : ReadJsonl(dir_ / ("p" + std::to_string(i) + "/metrics.jsonl"))) {
+      EXPECT_NE(m.value("verdict", ""), "refused") << m.dump();
+      applied += m.value("verdict", "") == "applied";
+      if (i == 0 && m.contains("val_loss")) val.push_back(m["val_loss"].get<double>());
+    }
+  }
+  EXPECT_GE(applied, 8u);
+  ASSERT_GE(val.size(), 2u);
+  std::printf("llama swarm: %llu contributions applied, p0's validation loss %.3f -> %.3f over %zu evaluations\n",
+              static_cast<unsigned long long>(applied), val.front(), val.back(), val.size());
+  EXPECT_LT(val.back(), val.front() - 0.3) << "validation loss " << val.front() << " -> " << val.back();
+  ASSERT_TRUE(status.is_object());
+  EXPECT_TRUE(status["refusals"].empty()) << status["refusals"].dump();
+  EXPECT_GE(status["version"].get<uint64_t>(), 16u);
+}
+
 // A peer whose inner optimizer state is offloaded (`--offload nvme`: the finetune step, AdamW's
 // state in OUT/state without master weights, layout fp32_mv) trains beside one that keeps it in memory, is SIGKILLed, and
 // comes back on the same state: it reopens the committed step (its moments and its place in the
