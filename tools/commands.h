@@ -24,6 +24,8 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code);
 void AddBenchSwarmCommand(CLI::App& bench, int* exit_code);
 // Registers `strata inspect`.
 void AddInspectCommand(CLI::App& app, int* exit_code);
+// `strata inspect-model DIR` (tools/cmd_inspect.cc).
+void AddInspectModelCommand(CLI::App& app, int* exit_code);
 // Registers `strata finetune` and `strata eval`.
 void AddFinetuneCommand(CLI::App& app, int* exit_code);
 // Registers `strata swarm keygen|members|serve|join|status`.

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   strata::tools::AddBenchCommand(app, &exit_code);
   strata::tools::AddSwarmCommand(app, &exit_code);
   strata::tools::AddInspectCommand(app, &exit_code);
+  strata::tools::AddInspectModelCommand(app, &exit_code);
   strata::tools::AddInfoCommand(app, &exit_code);
   // CLI11's own config files: `strata --config run.toml finetune ...`, a [COMMAND] section per
   // command; a key that names no flag is refused, naming it.
