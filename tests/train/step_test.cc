@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "model/data.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "offload/offload_engine.h"
 #include "tests/offload/temp_dir.h"
 #include "train/step.h"
@@ -21,8 +21,16 @@ namespace {
 
 // Awkward sizes: a vocabulary of 67, width 24, so 16 488 parameters: chunks of 1 280 leave a
 // partial last chunk, and layer boundaries fall inside chunks.
-model::ModelConfig TinyConfig() {
+// The llama variant (2 heads sharing one key-value head, an MLP of 40, an untied head at the end
+// of the buffer) has 16 440 parameters.
+model::ModelConfig TinyConfig(const std::string& arch = "gpt2") {
   model::ModelConfig c;
+  c.arch = arch;
+  if (arch != "gpt2") {
+    c.n_kv_head = 1;
+    c.n_mlp = 40;
+    c.tie_embeddings = false;
+  }
   c.n_layer = 2;
   c.n_head = 2;
   c.n_embd = 24;
@@ -46,8 +54,8 @@ model::Batch BatchOf(uint64_t step, const model::ModelConfig& c) {
   return b;
 }
 
-std::unique_ptr<model::Gpt2> NewModel() {
-  auto m = model::Gpt2::Create(TinyConfig(), 2);
+std::unique_ptr<model::Model> NewModel(const std::string& arch = "gpt2") {
+  auto m = model::Model::Create(TinyConfig(arch), 2);
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   (*m)->InitRandom(5);
   return std::move(*m);
@@ -69,8 +77,9 @@ TrainerOptions Options(const std::string& optimizer, OffloadMode mode, bool mast
 }
 
 // The weights after `steps` steps of lr = 1e-2 * s from a fresh model.
-std::vector<float> Train(const TrainerOptions& o, int steps, std::vector<float>* losses) {
-  auto m = NewModel();
+std::vector<float> Train(const TrainerOptions& o, int steps, std::vector<float>* losses,
+                         const std::string& arch = "gpt2") {
+  auto m = NewModel(arch);
   auto t = Trainer::Create(*m, o);
   EXPECT_TRUE(t.ok()) << t.status().ToString();
   if (!t.ok()) return {};
@@ -83,13 +92,13 @@ std::vector<float> Train(const TrainerOptions& o, int steps, std::vector<float>*
   return {m->params().begin(), m->params().end()};
 }
 
-class EveryOptimizer : public ::testing::TestWithParam<std::string> {};
+class EveryOptimizer : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(EveryOptimizer, EveryPlaceForTheStateTakesTheSameStepsBitForBit) {
-  const std::string optimizer = GetParam();
+  const auto& [optimizer, arch] = GetParam();
   std::vector<float> ref_losses;
-  const std::vector<float> ref = Train(Options(optimizer, OffloadMode::kNone, true, ""), 4, &ref_losses);
-  ASSERT_EQ(ref.size(), TinyConfig().NumParams());
+  const std::vector<float> ref = Train(Options(optimizer, OffloadMode::kNone, true, ""), 4, &ref_losses, arch);
+  ASSERT_EQ(ref.size(), TinyConfig(arch).NumParams());
   struct Case {
     const char* name;
     OffloadMode mode;
@@ -100,17 +109,19 @@ TEST_P(EveryOptimizer, EveryPlaceForTheStateTakesTheSameStepsBitForBit) {
                        Case{"ram, no master weights", OffloadMode::kRam, false}}) {
     TempDir d;
     std::vector<float> losses;
-    const std::vector<float> w = Train(Options(optimizer, c.mode, c.master, d.path() + "/state"), 4, &losses);
+    const std::vector<float> w = Train(Options(optimizer, c.mode, c.master, d.path() + "/state"), 4, &losses, arch);
     ASSERT_EQ(w.size(), ref.size()) << c.name;
     EXPECT_EQ(std::memcmp(w.data(), ref.data(), 4 * ref.size()), 0) << c.name << ": weights differ from in-memory";
     EXPECT_EQ(losses, ref_losses) << c.name;
   }
   // And the step does something: the weights moved.
-  auto fresh = NewModel();
+  auto fresh = NewModel(arch);
   EXPECT_NE(std::memcmp(fresh->params().data(), ref.data(), 4 * ref.size()), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Optimizers, EveryOptimizer, ::testing::Values("adamw", "adamw8bit"));
+INSTANTIATE_TEST_SUITE_P(Optimizers, EveryOptimizer,
+                         ::testing::Combine(::testing::Values("adamw", "adamw8bit"), ::testing::Values("gpt2", "llama")),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
 TEST(Trainer, ReopenedStateContinuesAsIfNeverClosed) {
   for (const bool master : {true, false}) {
@@ -151,7 +162,7 @@ TEST(Trainer, OpenRefusesWhatItCannotContinue) {
   // Another model's state is named too.
   model::ModelConfig c = TinyConfig();
   c.vocab = 68;
-  auto bigger = model::Gpt2::Create(c, 1);
+  auto bigger = model::Model::Create(c, 1);
   ASSERT_TRUE(bigger.ok());
   auto wrong = Trainer::Open(**bigger, Options("adamw8bit", OffloadMode::kNvme, true, dir));
   ASSERT_FALSE(wrong.ok());
