@@ -340,6 +340,37 @@ void ModelConfigSeeds(Out& out) {
                            R"( "n_ctx": 64, "vocab_size": 50257, "n_inner": 384, "layer_norm_epsilon": 1e-6,)"
                            R"( "activation_function": "gelu_pytorch_tanh"})"));
   out.Put("ok-minimal", Of(R"({"n_layer":1,"n_head":1,"n_embd":1,"n_positions":1,"vocab_size":1})"));
+  // The llama family, as transformers 5 writes it (rope_parameters) and as older files say it.
+  ModelConfig l;
+  l.arch = "llama";
+  l.n_kv_head = 2;
+  l.n_mlp = 96;
+  l.head_dim = 16;
+  l.rope.type = "llama3";
+  l.tie_embeddings = false;
+  out.Put("ok-llama-written", Of(strata::model::HfConfigJson(l)));
+  ModelConfig m = l;
+  m.arch = "mistral";
+  m.rope = {};
+  m.sliding_window = 64;
+  out.Put("ok-mistral-written", Of(strata::model::HfConfigJson(m)));
+  ModelConfig q = m;
+  q.arch = "qwen2";
+  q.sliding_window = 0;
+  q.qkv_bias = true;
+  q.tie_embeddings = true;
+  out.Put("ok-qwen2-written", Of(strata::model::HfConfigJson(q)));
+  out.Put("ok-llama-old-spelling",
+          Of(R"({"model_type":"llama","num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,)"
+             R"("hidden_size":64,"intermediate_size":128,"max_position_embeddings":256,"vocab_size":300,)"
+             R"("rms_norm_eps":1e-5,"rope_theta":500000.0,"rope_scaling":{"rope_type":"llama3","factor":32.0,)"
+             R"("low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192},)"
+             R"("hidden_act":"silu","tie_word_embeddings":true})"));
+  out.Put("bad-llama-yarn",
+          Of(R"({"model_type":"llama","num_hidden_layers":2,"num_attention_heads":4,"hidden_size":64,)"
+             R"("intermediate_size":128,"max_position_embeddings":256,"vocab_size":300,)"
+             R"("rope_scaling":{"type":"yarn","factor":4.0}})"));
+  out.Put("bad-model-type", Of(R"({"model_type":"falcon","num_hidden_layers":2})"));
   out.Put("bad-not-a-multiple", Of(R"({"n_layer":2,"n_head":3,"n_embd":100,"n_positions":8,"vocab_size":9})"));
   out.Put("bad-activation", Of(R"({"n_layer":2,"n_head":2,"n_embd":8,"n_positions":8,"vocab_size":9,)"
                                R"("activation_function":"relu"})"));
