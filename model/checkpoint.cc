@@ -468,28 +468,46 @@ Status LoadCheckpoint(const std::string& path, Model& model, std::string* dtype)
                                 (mc.is_gpt2() ? std::string("GPT-2") : mc.arch) + ")");
     }
   }
-  // Shard by shard: one shard's bytes in memory at a time, beside the model.
+  // Shard by shard, each streamed in data-buffer order through StreamF32's two buffers straight
+  // into the model's fp32 buffer, its checksum verified in the same pass.
   std::span<float> params = model.params();
+  const TensorSpec& emb = specs[0];
+  const TensorPlace& emb_place = layout->by_name.at(emb.name);
+  const std::string emb_name = mc.is_gpt2() ? "wte.weight" : emb.name;
+  bool head_differs = false;
+  std::optional<StreamTarget> head;  // the tied head, compared with the embedding
+  if (layout->tied_head) {
+    const TensorPlace& h = *layout->tied_head;
+    if (static_cast<uint64_t>(h.info.numel()) != emb.numel()) {
+      return Status::InvalidArgument(p->shards[h.shard] + ": lm_head.weight differs from " + emb_name +
+                                     "; the config ties them");
+    }
+    head = StreamTarget{h.info.name, {}, params.subspan(emb.offset, emb.numel()), &head_differs};
+  }
+  // The head is compared in its shard's pass when the embedding is complete by then (an earlier
+  // shard, or earlier in the same one); else in a second read of its bytes alone at the end.
+  const bool head_in_pass = head && (emb_place.shard < layout->tied_head->shard ||
+                                     (emb_place.shard == layout->tied_head->shard &&
+                                      emb_place.info.end <= layout->tied_head->info.begin));
   for (size_t k = 0; k < p->shards.size(); ++k) {
     const bool has_head = layout->tied_head && layout->tied_head->shard == k;
     if (per_shard[k].empty() && !has_head) continue;
-    Result<SafetensorsFile> f = SafetensorsFile::Open(p->shards[k]);
-    if (!f.ok()) return f.status();
+    std::vector<StreamTarget> targets;
+    targets.reserve(per_shard[k].size() + 1);
     for (const auto& [spec, t] : per_shard[k]) {
-      STRATA_RETURN_IF_ERROR(f->ReadF32(t->name, params.subspan(spec->offset, spec->numel())));
+      targets.push_back(StreamTarget{t->name, params.subspan(spec->offset, spec->numel()), {}, nullptr});
     }
+    if (has_head && head_in_pass) targets.push_back(*head);
+    STRATA_RETURN_IF_ERROR(layout->headers[k].StreamF32(targets));
   }
-  if (layout->tied_head) {
-    Result<SafetensorsFile> f = SafetensorsFile::Open(p->shards[layout->tied_head->shard]);
-    if (!f.ok()) return f.status();
-    Result<std::vector<float>> head = f->ReadF32(layout->tied_head->info.name);
-    if (!head.ok()) return head.status();
-    const TensorSpec& emb = specs[0];
-    if (head->size() != emb.numel() ||
-        std::memcmp(head->data(), params.data() + emb.offset, head->size() * sizeof(float)) != 0) {
-      return Status::InvalidArgument(p->shards[layout->tied_head->shard] + ": lm_head.weight differs from " +
-                                     (mc.is_gpt2() ? "wte.weight" : emb.name) + "; the config ties them");
-    }
+  if (head && !head_in_pass) {
+    StreamOptions o;
+    o.verify_checksum = false;  // its shard's pass verified it
+    STRATA_RETURN_IF_ERROR(layout->headers[layout->tied_head->shard].StreamF32(std::span(&*head, 1), o));
+  }
+  if (head_differs) {
+    return Status::InvalidArgument(p->shards[layout->tied_head->shard] + ": lm_head.weight differs from " + emb_name +
+                                   "; the config ties them");
   }
   if (dtype) *dtype = DTypeSummary(dtypes);
   return Status::Ok();

@@ -60,6 +60,15 @@ struct CheckpointInfo {
 // but absent, a shape that does not match the config, an unknown tensor, a tied head that
 // differs, a dtype that is not a float (F32, F16, BF16 and F64 are converted to fp32). On
 // success *dtype (when set) is the checkpoint's dtype (as CheckpointInfo::dtype).
+//
+// Every check above is made from the config and the shards' headers before any weight is read.
+// Then each shard is streamed (SafetensorsFile::StreamF32): read in data-buffer order with large
+// sequential reads into two reusable buffers, converted into model.params() as the bytes arrive,
+// its "strata.xxh3" verified in the same pass. Memory: the model plus those buffers (16 MiB),
+// whatever the shards' size. The errors found only while reading (a shard truncated or changed
+// since its header was read, a read error, a checksum mismatch, a tied head that differs) come
+// after some weights have been overwritten: on any error the model's weights are unspecified and
+// the caller must not use them (finetune and eval stop before their first step).
 [[nodiscard]] Status LoadCheckpoint(const std::string& path, Model& model, std::string* dtype = nullptr);
 
 struct SaveOptions {

@@ -102,7 +102,6 @@ uint64_t Gpt2::activation_bytes() const { return acts_ ? acts_->Bytes() : 0; }
 Gpt2::Gpt2(const ModelConfig& cfg, int threads)
     : cfg_(cfg), n_params_(cfg.NumParams()), pool_(threads), acts_(std::make_unique<Acts>()) {
   params_.assign(n_params_, 0.0f);
-  grads_.assign(n_params_, 0.0f);
 }
 Gpt2::~Gpt2() = default;
 
@@ -291,7 +290,7 @@ Status Gpt2::Backward(const std::function<void(uint64_t lo)>& on_ready) {
   const int64_t N = static_cast<int64_t>(B) * T, L = cfg_.n_layer, C = cfg_.n_embd, H = cfg_.n_head, hs = C / H,
                 V = cfg_.vocab;
   float* P = params_.data();
-  float* G = grads_.data();
+  float* G = grads().data();
   const float* wte = P;
   float* dwte = G;
   float* dwpe = G + V * C;

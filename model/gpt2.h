@@ -53,7 +53,11 @@ class Gpt2 final : public Model {
   uint64_t num_params() const override { return n_params_; }
   std::span<float> params() override { return {params_.data(), n_params_}; }
   std::span<const float> params() const override { return {params_.data(), n_params_}; }
-  std::span<float> grads() override { return {grads_.data(), n_params_}; }
+  // Allocated on first use (a model that only loads, evaluates or samples holds no gradients).
+  std::span<float> grads() override {
+    if (grads_.size() != n_params_) grads_.assign(n_params_, 0.0f);
+    return {grads_.data(), n_params_};
+  }
   int threads() const override { return pool_.size(); }
   uint64_t activation_bytes() const override;
 

@@ -122,7 +122,6 @@ std::vector<float> RopeFrequencies(const ModelConfig& cfg) {
 Llama::Llama(const ModelConfig& cfg, int threads)
     : cfg_(cfg), n_params_(cfg.NumParams()), pool_(threads), acts_(std::make_unique<Acts>()) {
   params_.assign(n_params_, 0.0f);
-  grads_.assign(n_params_, 0.0f);
   inv_freq_ = RopeFrequencies(cfg_);
 }
 Llama::~Llama() = default;
@@ -318,7 +317,7 @@ Status Llama::Backward(const std::function<void(uint64_t lo)>& on_ready) {
   const int64_t D = cfg_.head_size(), H = cfg_.n_head, KV = cfg_.kv_heads(), G = H / KV, F = cfg_.mlp();
   const int64_t QKV = (H + 2 * KV) * D, HD = H * D, half = D / 2;
   float* P = params_.data();
-  float* Gr = grads_.data();
+  float* Gr = grads().data();
   const uint64_t norm_off = LlamaLayerOffset(cfg_, static_cast<int>(L));
   const float* head = cfg_.tie_embeddings ? P : P + norm_off + C;
   float* dhead = cfg_.tie_embeddings ? Gr : Gr + norm_off + C;

@@ -46,6 +46,7 @@ uint16_t FloatToHalf(float f);
 
 inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;  // the reference's limit
 inline constexpr char kSafetensorsChecksumKey[] = "strata.xxh3";
+inline constexpr uint64_t kSafetensorsStreamBufferBytes = uint64_t{8} << 20;  // each of StreamF32's two buffers
 
 struct TensorInfo {
   std::string name;
@@ -60,6 +61,27 @@ struct TensorInfo {
 // A whole safetensors file read into memory and validated up front (every check in the spec):
 // once Open succeeds, every tensor's bytes are in bounds and the accessors cannot fail on the
 // file's account, only on the caller's (wrong name, wrong size, unconvertible dtype).
+// One tensor of SafetensorsFile::StreamF32: where its values go as its bytes arrive.
+struct StreamTarget {
+  std::string_view name;  // a tensor of the file, of dtype F64, F32, F16 or BF16
+  std::span<float> out;   // numel() floats, written in order (F64 rounds to nearest)
+  // Compare instead of write: when differs is set, out must be empty, `expect` holds numel()
+  // floats, and *differs becomes true when a converted value differs from it bit for bit (else
+  // false). expect may be another target's `out` of the same call if that tensor comes earlier
+  // in the data buffer (it is then complete before this one's first byte is compared).
+  std::span<const float> expect;
+  bool* differs = nullptr;
+};
+struct StreamOptions {
+  uint64_t buffer_bytes = kSafetensorsStreamBufferBytes;  // each of the two read buffers
+  // Hash the whole data buffer in the same pass and compare with "strata.xxh3" (when present).
+  // false: read only the targets' bytes (gaps of at most buffer_bytes are read through).
+  bool verify_checksum = true;
+  // Read with O_DIRECT (4 KiB-aligned reads straight into the buffers, no page cache) when the
+  // file system allows it; else, or when false, buffered reads with posix_fadvise SEQUENTIAL.
+  bool direct = true;
+};
+
 class SafetensorsFile {
  public:
   // Errors: NotFound (no such file), IOError (the OS refused), Corruption (the bytes fail a
@@ -91,6 +113,26 @@ class SafetensorsFile {
   // first element outside int32's range.
   [[nodiscard]] Result<std::vector<int32_t>> ReadI32(std::string_view name) const;
 
+  // A streaming read of several tensors at once, for a file opened with OpenHeader (a file read
+  // whole by Open or FromBytes is converted from memory, the same way). The data buffer is read
+  // from path() in data-buffer order with large sequential preads (buffer_bytes each; O_DIRECT
+  // when allowed, see StreamOptions) into two reusable buffers: a reader thread fills one while this
+  // thread converts the other into the targets (BF16, F16 exactly; F64 rounded) and feeds the
+  // same bytes to XXH3's streaming hash. Memory: the two buffers, whatever the file's size.
+  // Bytes of tensors that are not targets are hashed and otherwise skipped (with
+  // verify_checksum false, large runs of them are not read at all).
+  //
+  // Errors, each naming the file (and, for the file's own faults, the tensor):
+  //   NotFound / InvalidArgument (before any read): no such tensor, a tensor given twice, a
+  //     dtype that is not a float, a span of the wrong size;
+  //   Corruption: the file is shorter than its header says (truncated before or during the
+  //     read; names the tensor whose bytes are missing), or longer (changed since it was opened),
+  //     a malformed "strata.xxh3", a checksum mismatch (found only after the last byte);
+  //   IOError: the OS refused to open, stat or read it (names the tensor being read).
+  // On an error found during the read (truncation, read error, checksum mismatch) the targets
+  // have been partly or wholly overwritten with values that must not be used.
+  [[nodiscard]] Status StreamF32(std::span<const StreamTarget> targets, const StreamOptions& opt = {}) const;
+
  private:
   SafetensorsFile() = default;
   // bytes: the file (or, header_only, its first 8 + N bytes); size: the file's size.
@@ -101,6 +143,7 @@ class SafetensorsFile {
   std::string path_;
   std::vector<uint8_t> bytes_;  // the whole file
   uint64_t data_offset_ = 0;    // 8 + N
+  uint64_t file_size_ = 0;      // when opened: data_offset_ + the data buffer's size
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
   std::map<std::string, std::string> metadata_;

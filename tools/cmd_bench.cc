@@ -96,6 +96,7 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   AddBenchOffloadCommand(*bench, exit_code);
   AddBenchTrainCommand(*bench, exit_code);
   AddBenchSwarmCommand(*bench, exit_code);
+  AddBenchLoadCommand(*bench, exit_code);
 }
 
 void AddInfoCommand(CLI::App& app, int* exit_code) {

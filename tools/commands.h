@@ -22,6 +22,8 @@ void AddBenchOffloadCommand(CLI::App& bench, int* exit_code);
 void AddBenchTrainCommand(CLI::App& bench, int* exit_code);
 // Registers `strata bench swarm` under `strata bench`.
 void AddBenchSwarmCommand(CLI::App& bench, int* exit_code);
+// `strata bench load` (tools/cmd_bench_load.cc).
+void AddBenchLoadCommand(CLI::App& bench, int* exit_code);
 // Registers `strata inspect`.
 void AddInspectCommand(CLI::App& app, int* exit_code);
 // `strata inspect-model DIR` (tools/cmd_inspect.cc).

@@ -270,6 +270,18 @@ def main():
             % (res["abs_diff"], res["rel_diff"], res["rel_diff_fp64"], args.rtol))
         if res["rel_diff"] > args.rtol:
             status = max(status, 1)
+    # The tokenizer strata copied beside the weights (when the run had one): AutoTokenizer finds it,
+    # and its vocabulary fits the model's.
+    if os.path.exists(os.path.join(ckpt, "tokenizer.json")):
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
+            res["tokenizer"] = {"class": type(tok).__name__, "vocab": len(tok),
+                                "ids": tok("Hello, strata: 1234 tokens.")["input_ids"]}
+            say("  AutoTokenizer: %s, %d tokens" % (type(tok).__name__, len(tok)))
+            if len(tok) > cfg["vocab_size"]:
+                bad.append("tokenizer has %d tokens, more than the model's vocabulary" % len(tok))
+        except Exception as e:  # noqa: BLE001 (any failure to load is the finding)
+            bad.append("AutoTokenizer.from_pretrained: %s" % e)
     if bad:
         status = 2
     res["pass"] = status == 0

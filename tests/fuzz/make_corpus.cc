@@ -302,7 +302,7 @@ void HfTokenizerSeeds(Out& out) {
   missing["model"]["vocab"].erase(Spell('q'));
   out.Put("bad-missing-byte", Of(missing.dump()));
   json norm = HfTokenizer(true);
-  norm["normalizer"] = {{"type", "NFC"}};
+  norm["normalizer"] = {{"type", "NFKC"}};
   out.Put("bad-normalizer", Of(norm.dump()));
   json gap = HfTokenizer(true);
   gap["model"]["vocab"]["aa"] = 300;

@@ -17,6 +17,9 @@
 
 #include <xxhash.h>
 
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 #include "tests/offload/temp_dir.h"
 
@@ -742,6 +745,211 @@ TEST(SafetensorsPeer, RewritingTheFileKeepsItsDataBuffer) {
     EXPECT_EQ(g->tensors()[i].begin, f->tensors()[i].begin);
   }
   EXPECT_EQ(g->metadata().at("note"), f->metadata().at("note"));
+}
+
+// ---- streaming read (StreamF32) -----------------------------------------------------------------
+
+// A file whose tensors start at odd offsets (a 3-byte U8 tensor first), each larger than the
+// smallest buffer (4096 bytes), so elements straddle the chunks; all four float dtypes, plus a
+// buffer that is not a target.
+struct StreamFixture {
+  std::vector<float> f32, bf16v, f16v, f64v;
+  std::vector<uint8_t> odd{7, 8, 9}, skip;
+  std::vector<uint16_t> bf16, f16;
+  std::vector<double> f64;
+  std::string path;
+
+  explicit StreamFixture(const std::string& dir) : path(dir + "/s.safetensors") {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    for (int i = 0; i < 3001; ++i) f32.push_back(nd(rng));
+    for (int i = 0; i < 5003; ++i) bf16.push_back(FloatToBF16(nd(rng)));
+    for (int i = 0; i < 4099; ++i) f16.push_back(FloatToHalf(nd(rng)));
+    for (int i = 0; i < 1601; ++i) f64.push_back(static_cast<double>(nd(rng)) / 7.0);
+    skip.assign(10007, 0x5a);
+    for (uint16_t b : bf16) bf16v.push_back(BF16ToFloat(b));
+    for (uint16_t h : f16) f16v.push_back(HalfToFloat(h));
+    for (double d : f64) f64v.push_back(static_cast<float>(d));
+    const std::vector<TensorOut> t = {
+        {"odd", DType::kU8, {3}, AsBytes(odd)},
+        {"a", DType::kF32, {3001}, AsBytes(f32)},
+        {"b", DType::kBF16, {5003}, AsBytes(bf16)},
+        {"mask", DType::kU8, {10007}, AsBytes(skip)},
+        {"empty", DType::kF32, {0, 4}, {}},
+        {"c", DType::kF16, {4099}, AsBytes(f16)},
+        {"d", DType::kF64, {1601}, AsBytes(f64)},
+    };
+    EXPECT_TRUE(WriteSafetensors(path, t, {}).ok());
+  }
+};
+
+TEST(SafetensorsStream, MatchesReadF32AtEveryBufferSize) {
+  TempDir d;
+  StreamFixture fx(d.path());
+  auto whole = SafetensorsFile::Open(fx.path);
+  auto head = SafetensorsFile::OpenHeader(fx.path);
+  ASSERT_TRUE(whole.ok() && head.ok());
+  for (uint64_t buf : {uint64_t{1}, uint64_t{4097}, uint64_t{6007}, uint64_t{1} << 20}) {
+    for (int mode = 0; mode < 4; ++mode) {
+      const bool verify = mode & 1, direct = mode & 2;
+      for (const SafetensorsFile* f : {&*head, &*whole}) {
+        std::vector<float> a(3001, -1), b(5003, -1), c(4099, -1), dd(1601, -1), e;
+        // Given out of order: the stream sorts them into data-buffer order.
+        const std::vector<StreamTarget> tg = {{"d", dd}, {"b", b}, {"a", a}, {"c", c}, {"empty", e}};
+        Status s = f->StreamF32(tg, StreamOptions{buf, verify, direct});
+        ASSERT_TRUE(s.ok()) << s << " buffer " << buf << " mode " << mode;
+        EXPECT_EQ(std::memcmp(a.data(), fx.f32.data(), a.size() * 4), 0) << buf;
+        EXPECT_EQ(std::memcmp(b.data(), fx.bf16v.data(), b.size() * 4), 0) << buf;
+        EXPECT_EQ(std::memcmp(c.data(), fx.f16v.data(), c.size() * 4), 0) << buf;
+        EXPECT_EQ(std::memcmp(dd.data(), fx.f64v.data(), dd.size() * 4), 0) << buf;
+        std::vector<float> r(1601);
+        ASSERT_TRUE(whole->ReadF32("d", r).ok());
+        EXPECT_EQ(r, dd);
+      }
+    }
+  }
+}
+
+TEST(SafetensorsStream, ComparesInsteadOfWriting) {
+  TempDir d;
+  StreamFixture fx(d.path());
+  auto f = SafetensorsFile::OpenHeader(fx.path);
+  ASSERT_TRUE(f.ok());
+  std::vector<float> same = fx.bf16v, other = fx.bf16v;
+  other[4000] = std::nextafter(other[4000], 100.0f);
+  bool d1 = true, d2 = false;
+  const std::vector<StreamTarget> tg = {{"b", {}, same, &d1}};
+  ASSERT_TRUE(f->StreamF32(tg, StreamOptions{4096, true}).ok());
+  EXPECT_FALSE(d1);
+  const std::vector<StreamTarget> tg2 = {{"b", {}, other, &d2}};
+  ASSERT_TRUE(f->StreamF32(tg2, StreamOptions{4096, false}).ok());
+  EXPECT_TRUE(d2);
+}
+
+TEST(SafetensorsStream, CallerErrorsBeforeAnyRead) {
+  TempDir d;
+  StreamFixture fx(d.path());
+  auto f = SafetensorsFile::OpenHeader(fx.path);
+  ASSERT_TRUE(f.ok());
+  std::vector<float> a(3001), small(3), o(3);
+  auto expect = [&](std::vector<StreamTarget> tg, bool (Status::*kind)() const, const std::string& want) {
+    Status s = f->StreamF32(tg);
+    ASSERT_FALSE(s.ok()) << want;
+    EXPECT_TRUE((s.*kind)()) << s;
+    EXPECT_EQ(s.message().rfind(fx.path + ": ", 0), 0u) << s;
+    EXPECT_NE(s.message().find(want), std::string::npos) << s << "\n  want: " << want;
+  };
+  expect({{"nope", a}}, &Status::IsNotFound, "no tensor 'nope'");
+  expect({{"a", small}}, &Status::IsInvalidArgument, "tensor 'a' (F32 [3001]) has 3001 elements; the caller's buffer holds 3");
+  expect({{"a", a}, {"a", a}}, &Status::IsInvalidArgument, "tensor 'a' (F32 [3001]) is given twice");
+  expect({{"odd", o}}, &Status::IsInvalidArgument, "tensor 'odd' (U8 [3]): StreamF32 reads F64, F32, F16 or BF16");
+}
+
+// The file changes after its header was read: shorter (named by the tensor whose bytes are
+// missing), longer, or damaged (the checksum, verified in the same pass).
+TEST(SafetensorsStream, TruncatedGrownOrDamagedAfterTheHeader) {
+  TempDir d;
+  StreamFixture fx(d.path());
+  const std::vector<uint8_t> good = ReadFile(fx.path);
+  auto f = SafetensorsFile::OpenHeader(fx.path);
+  ASSERT_TRUE(f.ok());
+  const TensorInfo* c = f->Find("c");
+  ASSERT_NE(c, nullptr);
+  const uint64_t data0 = good.size() - f->tensors().back().end;
+  std::vector<float> a(3001), b(5003), cc(4099), dd(1601);
+  const std::vector<StreamTarget> tg = {{"a", a}, {"b", b}, {"c", cc}, {"d", dd}};
+  auto expect = [&](bool (Status::*kind)() const, const std::string& want) {
+    for (bool direct : {true, false}) {
+      Status s = f->StreamF32(tg, StreamOptions{4096, true, direct});
+      ASSERT_FALSE(s.ok()) << want;
+      EXPECT_TRUE((s.*kind)()) << s;
+      EXPECT_EQ(s.message().rfind(fx.path + ": ", 0), 0u) << s;
+      EXPECT_NE(s.message().find(want), std::string::npos) << s << "\n  want: " << want;
+    }
+  };
+  // Cut in the middle of tensor 'c'.
+  const uint64_t cut = data0 + c->begin + 1000;
+  WriteFile(fx.path, std::vector<uint8_t>(good.begin(), good.begin() + static_cast<ptrdiff_t>(cut)));
+  expect(&Status::IsCorruption, "tensor 'c' (file offsets " + std::to_string(data0 + c->begin));
+  expect(&Status::IsCorruption, "the file ends at byte " + std::to_string(cut) + ", but its header says " +
+                                    std::to_string(good.size()));
+  std::vector<uint8_t> longer = good;
+  longer.push_back(0);
+  WriteFile(fx.path, longer);
+  expect(&Status::IsCorruption, "bytes, but was " + std::to_string(good.size()) + " when its header was read");
+  std::vector<uint8_t> flipped = good;
+  flipped[data0 + c->begin + 5] ^= 0x10;
+  WriteFile(fx.path, flipped);
+  expect(&Status::IsCorruption, "checksum mismatch: metadata \"strata.xxh3\"");
+  // Without the checksum the flip goes unseen: that is what verify_checksum = false means.
+  EXPECT_TRUE(f->StreamF32(tg, StreamOptions{4096, false}).ok());
+  std::filesystem::remove(fx.path);
+  Status s = f->StreamF32(tg);
+  EXPECT_TRUE(s.IsNotFound()) << s;
+  // Intact again: reads.
+  WriteFile(fx.path, good);
+  EXPECT_TRUE(f->StreamF32(tg).ok());
+}
+
+// LoadCheckpoint streams each shard: a sharded BF16 checkpoint loads exactly; a stored tied head
+// placed before the embedding (compared in a second read of its bytes) is accepted when equal and
+// refused when it differs; a shard damaged or cut is refused by name.
+TEST(SafetensorsStream, LoadCheckpointStreamsShards) {
+  ModelConfig cfg;
+  cfg.arch = "llama";
+  cfg.n_layer = 2, cfg.n_head = 4, cfg.n_kv_head = 2, cfg.n_embd = 32, cfg.n_mlp = 48, cfg.vocab = 101, cfg.n_ctx = 16;
+  std::vector<float> w(cfg.NumParams());
+  InitWeights(cfg, 3, w);
+  TempDir d;
+  SaveOptions so;
+  so.dtype = DType::kBF16;
+  so.max_shard_bytes = 8192;
+  ASSERT_TRUE(SaveCheckpoint(d.path(), cfg, w, so).ok());
+  auto m = Model::Create(cfg, 1);
+  ASSERT_TRUE(m.ok());
+  Status s = LoadCheckpoint(d.path(), **m);
+  ASSERT_TRUE(s.ok()) << s;
+  for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ((*m)->params()[i], BF16ToFloat(FloatToBF16(w[i]))) << i;
+
+  // One file, lm_head.weight first (before the embedding it must equal).
+  TempDir u;
+  ASSERT_TRUE(SaveCheckpoint(u.path(), cfg, w, {}).ok());
+  auto f = SafetensorsFile::Open(u / "model.safetensors");
+  ASSERT_TRUE(f.ok());
+  auto rewrite = [&](bool flip) {
+    std::vector<uint8_t> head(f->Bytes(f->tensors()[0]).begin(), f->Bytes(f->tensors()[0]).end());
+    ASSERT_EQ(f->tensors()[0].name, "model.embed_tokens.weight");
+    if (flip) head[9] ^= 1;
+    std::vector<TensorOut> t = {{"lm_head.weight", DType::kF32, f->tensors()[0].shape, head}};
+    for (const TensorInfo& x : f->tensors()) t.push_back({x.name, x.dtype, x.shape, f->Bytes(x)});
+    ASSERT_TRUE(WriteSafetensors(u / "model.safetensors", t, f->metadata()).ok());
+  };
+  rewrite(false);
+  s = LoadCheckpoint(u.path(), **m);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(std::memcmp((*m)->params().data(), w.data(), w.size() * 4), 0);
+  rewrite(true);
+  s = LoadCheckpoint(u.path(), **m);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s;
+  EXPECT_NE(s.message().find("model.safetensors: lm_head.weight differs from model.embed_tokens.weight"),
+            std::string::npos) << s;
+
+  // A flipped byte in the second shard, then that shard cut short.
+  auto paths = FindCheckpoint(d.path());
+  ASSERT_TRUE(paths.ok() && paths->shards.size() >= 3) << paths.status();
+  const std::string shard = paths->shards[1];
+  std::vector<uint8_t> bytes = ReadFile(shard);
+  ASSERT_GT(bytes.size(), 100u);
+  bytes[bytes.size() - 3] ^= 4;
+  WriteFile(shard, bytes);
+  s = LoadCheckpoint(d.path(), **m);
+  EXPECT_TRUE(s.IsCorruption()) << s;
+  EXPECT_NE(s.message().find(shard + ": checksum mismatch"), std::string::npos) << s;
+  bytes.resize(bytes.size() - 10);
+  WriteFile(shard, bytes);
+  s = LoadCheckpoint(d.path(), **m);
+  EXPECT_TRUE(s.IsCorruption()) << s;
+  EXPECT_NE(s.message().find(shard + ": tensor '"), std::string::npos) << s;
 }
 
 }  // namespace
