@@ -22,10 +22,10 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code) {
       "the peers' venv exists). Shapes: default (the `strata finetune` model) and gpt2-small-layers\n"
       "(two GPT-2 small layers over a byte vocabulary).\n"
       "Example: strata bench train --json train.json");
-  cmd->add_option("--shape", f->opt.shapes, "Model shapes to run")->capture_default_str();
+  cmd->add_option("--shape", f->opt.shapes, "Model shapes to run: default (GPT-2, 4 x 256), gpt2-small-layers (two GPT-2 small layers), llama-1b-layers (two Llama 3.2 1B layers, vocabulary 32 k)")->capture_default_str();
   cmd->add_option("--steps", f->opt.steps, "Timed steps per case (the median is reported)")->capture_default_str();
   cmd->add_option("--warmup", f->opt.warmup, "Untimed steps first")->capture_default_str();
-  cmd->add_option("--rounds", f->opt.rounds, "Alternations of the in-memory and on-disk cases (drift hits both alike)")
+  cmd->add_option("--rounds", f->opt.rounds, "Rounds of the on-disk, in-memory and torch cases, one after the other (drift hits all alike)")
       ->capture_default_str()->check(CLI::Range(1, 100));
   cmd->add_option("--threads", f->opt.threads, "Compute threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--path", f->opt.path, "Folder on the disk for the offloaded state (a subfolder is made and removed)")
