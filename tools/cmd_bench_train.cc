@@ -16,12 +16,14 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code) {
   auto f = std::make_shared<Flags>();
   auto* cmd = bench.add_subcommand(
       "train",
-      "CPU training throughput (tokens/s) of the built-in model: full steps (forward, backward,\n"
+      "CPU training throughput (tokens/s): full steps (forward, backward,\n"
       "8-bit AdamW) with the optimizer state in memory and on disk (updated during backward), and\n"
       "transformers + torch on the same shape, batch and threads (lab/peers/train_peers.py, when\n"
-      "the peers' venv exists). Shapes: default (the `strata finetune` model) and gpt2-small-layers\n"
-      "(two GPT-2 small layers over a byte vocabulary).\n"
-      "Example: strata bench train --json train.json");
+      "the peers' venv exists). Shapes: default (the `strata finetune` model), gpt2-small-layers\n"
+      "(two GPT-2 small layers over a byte vocabulary) and llama-1b-layers (two layers of Llama 3.2\n"
+      "1B, beside transformers' LlamaForCausalLM; not run unless named).\n"
+      "Example: strata bench train --json train.json\n"
+      "         strata bench train --shape llama-1b-layers --steps 3 --rounds 3");
   cmd->add_option("--shape", f->opt.shapes, "Model shapes to run: default (GPT-2, 4 x 256), gpt2-small-layers (two GPT-2 small layers), llama-1b-layers (two Llama 3.2 1B layers, vocabulary 32 k)")->capture_default_str();
   cmd->add_option("--steps", f->opt.steps, "Timed steps per case (the median is reported)")->capture_default_str();
   cmd->add_option("--warmup", f->opt.warmup, "Untimed steps first")->capture_default_str();
