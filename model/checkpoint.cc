@@ -399,6 +399,48 @@ Result<Layout> ReadLayout(const CheckpointPaths& p, const ModelConfig& cfg) {
   return out;
 }
 
+// Every check before any byte is read: each tensor of the model in exactly one shard, with the
+// config's shape and a float dtype; nothing else stored.
+struct TensorPlan {
+  std::vector<std::vector<std::pair<const TensorSpec*, const TensorInfo*>>> per_shard;
+  std::map<std::string, uint64_t> dtypes;
+};
+Result<TensorPlan> PlanTensors(const CheckpointPaths& pp, const ModelConfig& mc, const std::vector<TensorSpec>& specs,
+                               const Layout& layout) {
+  const CheckpointPaths* p = &pp;
+  const Layout* lay = &layout;
+  TensorPlan plan;
+  plan.per_shard.resize(p->shards.size());
+  std::set<std::string> used;
+  for (const TensorSpec& spec : specs) {
+    auto it = lay->by_name.find(spec.name);
+    if (it == lay->by_name.end()) {
+      return Status::Corruption((p->index.empty() ? p->shards[0] : p->index) + ": missing tensor " +
+                                FileName(mc, spec));
+    }
+    const TensorInfo& t = it->second.info;
+    const std::string& file = p->shards[it->second.shard];
+    if (t.shape != spec.shape) {
+      return Status::Corruption(file + ": tensor " + t.name + " has shape " + ShapeText(t.shape) +
+                                ", the config wants " + ShapeText(spec.shape));
+    }
+    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16 && t.dtype != DType::kF64) {
+      return Status::Corruption(file + ": tensor " + t.name + " has dtype " + std::string(DTypeName(t.dtype)) +
+                                "; want F32, F16, BF16 or F64");
+    }
+    plan.dtypes[std::string(DTypeName(t.dtype))]++;
+    plan.per_shard[it->second.shard].push_back({&spec, &t});
+    used.insert(spec.name);
+  }
+  for (const auto& [n, place] : lay->by_name) {
+    if (!used.count(n)) {
+      return Status::Corruption(p->shards[place.shard] + ": unknown tensor " + place.info.name + " (not part of " +
+                                (mc.is_gpt2() ? std::string("GPT-2") : mc.arch) + ")");
+    }
+  }
+  return plan;
+}
+
 std::string DTypeSummary(const std::map<std::string, uint64_t>& d) {
   if (d.size() == 1) return d.begin()->first;
   return d.empty() ? "F32" : "mixed";
@@ -412,6 +454,9 @@ Result<CheckpointInfo> InspectCheckpoint(const std::string& path) {
   STRATA_ASSIGN_OR_RETURN(info.config, ReadCheckpointConfig(path));
   Result<Layout> l = ReadLayout(info.paths, info.config);
   if (!l.ok()) return l.status();
+  const std::vector<TensorSpec> specs = ModelTensors(info.config);
+  Result<TensorPlan> plan = PlanTensors(info.paths, info.config, specs, *l);
+  if (!plan.ok()) return plan.status();
   for (const SafetensorsFile& h : l->headers) {
     for (const TensorInfo& t : h.tensors()) {
       info.dtypes[std::string(DTypeName(t.dtype))]++;
@@ -438,36 +483,10 @@ Status LoadCheckpoint(const std::string& path, Model& model, std::string* dtype)
   Result<Layout> layout = ReadLayout(*p, mc);
   if (!layout.ok()) return layout.status();
   const std::vector<TensorSpec> specs = ModelTensors(mc);
-  // Every check before any byte is read: names, shapes, dtypes.
-  std::vector<std::vector<std::pair<const TensorSpec*, const TensorInfo*>>> per_shard(p->shards.size());
-  std::map<std::string, uint64_t> dtypes;
-  std::set<std::string> used;
-  for (const TensorSpec& spec : specs) {
-    auto it = layout->by_name.find(spec.name);
-    if (it == layout->by_name.end()) {
-      return Status::Corruption((p->index.empty() ? p->shards[0] : p->index) + ": missing tensor " +
-                                FileName(mc, spec));
-    }
-    const TensorInfo& t = it->second.info;
-    const std::string& file = p->shards[it->second.shard];
-    if (t.shape != spec.shape) {
-      return Status::Corruption(file + ": tensor " + t.name + " has shape " + ShapeText(t.shape) +
-                                ", the config wants " + ShapeText(spec.shape));
-    }
-    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16 && t.dtype != DType::kF64) {
-      return Status::Corruption(file + ": tensor " + t.name + " has dtype " + std::string(DTypeName(t.dtype)) +
-                                "; want F32, F16, BF16 or F64");
-    }
-    dtypes[std::string(DTypeName(t.dtype))]++;
-    per_shard[it->second.shard].push_back({&spec, &t});
-    used.insert(spec.name);
-  }
-  for (const auto& [n, place] : layout->by_name) {
-    if (!used.count(n)) {
-      return Status::Corruption(p->shards[place.shard] + ": unknown tensor " + place.info.name + " (not part of " +
-                                (mc.is_gpt2() ? std::string("GPT-2") : mc.arch) + ")");
-    }
-  }
+  Result<TensorPlan> plan = PlanTensors(*p, mc, specs, *layout);
+  if (!plan.ok()) return plan.status();
+  auto& per_shard = plan->per_shard;
+  auto& dtypes = plan->dtypes;
   // Shard by shard, each streamed in data-buffer order through StreamF32's two buffers straight
   // into the model's fp32 buffer, its checksum verified in the same pass.
   std::span<float> params = model.params();

@@ -26,6 +26,24 @@ inline net::SwarmRunConfig TinyAggRun() {
 }
 inline constexpr char kAggWalSeparator[] = "\n--wal.log--\n";
 
+// checkpoint_index: the llama whose two-shard checkpoint the index describes (1 layer, width 8,
+// 2 heads sharing 1 key-value head, MLP 8, vocabulary 11, untied: 320 parameters), its weights all
+// 0.5, and the shard limit that splits them in two.
+inline model::ModelConfig IndexFuzzConfig() {
+  model::ModelConfig c;
+  c.arch = "llama";
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.n_kv_head = 1;
+  c.n_embd = 8;
+  c.n_mlp = 8;
+  c.n_ctx = 16;
+  c.vocab = 11;
+  c.tie_embeddings = false;
+  return c;
+}
+inline uint64_t IndexFuzzShardBytes() { return 4 * IndexFuzzConfig().NumParams() / 2; }
+
 // membership: the authority's Ed25519 seed (every byte 0xA5).
 inline std::array<uint8_t, 32> AuthoritySeed() {
   std::array<uint8_t, 32> s;

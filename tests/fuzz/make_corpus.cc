@@ -470,6 +470,41 @@ void MembershipSeeds(Out& out) {
 
 }  // namespace
 
+// ---- model.safetensors.index.json --------------------------------------------------------------
+
+void CheckpointIndexSeeds(Out& out) {
+  namespace m = strata::model;
+  const m::ModelConfig c = strata::fuzz::IndexFuzzConfig();
+  const std::string dir = fs::temp_directory_path() / "strata-index-seeds";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<float> w(c.NumParams(), 0.5f);
+  m::SaveOptions so;
+  so.max_shard_bytes = strata::fuzz::IndexFuzzShardBytes();
+  if (!m::SaveCheckpoint(dir, c, w, so).ok()) Die("SaveCheckpoint");
+  std::ifstream f(dir + "/model.safetensors.index.json");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  fs::remove_all(dir);
+  out.Put("ok-written", Of(text));
+  nlohmann::json j = nlohmann::json::parse(text);
+  nlohmann::json one_line = j;
+  out.Put("ok-compact", Of(one_line.dump()));
+  nlohmann::json missing = j;
+  missing["weight_map"]["model.norm.weight"] = "model-00003-of-00003.safetensors";
+  out.Put("bad-missing-shard", Of(missing.dump()));
+  nlohmann::json wrong = j;
+  wrong["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors";
+  out.Put("bad-wrong-shard", Of(wrong.dump()));
+  nlohmann::json dropped = j;
+  dropped["weight_map"].erase("lm_head.weight");
+  out.Put("bad-unlisted-tensor", Of(dropped.dump()));
+  nlohmann::json slash = j;
+  slash["weight_map"]["model.norm.weight"] = "../model-00002-of-00002.safetensors";
+  out.Put("bad-path", Of(slash.dump()));
+  out.Put("bad-no-weight-map", Of(R"({"metadata": {"total_size": 1280}})"));
+  out.Put("bad-not-json", Of("{\"weight_map\": "));
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s OUT_DIR [TARGET...]\n", argv[0]);
@@ -478,7 +513,8 @@ int main(int argc, char** argv) {
   const std::map<std::string, std::function<void(Out&)>> targets = {
       {"safetensors", SafetensorsSeeds},   {"state_file", StateFileSeeds},     {"token_file", TokenFileSeeds},
       {"hf_tokenizer", HfTokenizerSeeds},  {"gpt2_tokenizer", Gpt2TokenizerSeeds},
-      {"model_config", ModelConfigSeeds},  {"agg_state", AggStateSeeds},       {"membership", MembershipSeeds}};
+      {"model_config", ModelConfigSeeds},  {"agg_state", AggStateSeeds},       {"membership", MembershipSeeds},
+      {"checkpoint_index", CheckpointIndexSeeds}};
   std::vector<std::string> pick(argv + 2, argv + argc);
   if (pick.empty())
     for (const auto& [name, fn] : targets) pick.push_back(name);

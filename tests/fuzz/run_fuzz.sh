@@ -25,23 +25,25 @@ SOURCES[hf_tokenizer]="model/tokenizer.cc runtime/status.cc"
 LIBS[hf_tokenizer]="-lpcre2-8"
 SOURCES[gpt2_tokenizer]="${SOURCES[hf_tokenizer]}"
 LIBS[gpt2_tokenizer]="${LIBS[hf_tokenizer]}"
-SOURCES[model_config]="model/checkpoint.cc model/safetensors.cc model/gpt2.cc model/gpt2_config.cc runtime/status.cc runtime/file_util.cc
-  runtime/thread_pool.cc runtime/cpu_features.cc"
+SOURCES[model_config]="model/checkpoint.cc model/safetensors.cc model/model.cc model/gpt2.cc model/llama.cc model/config.cc
+  runtime/status.cc runtime/file_util.cc runtime/thread_pool.cc runtime/cpu_features.cc"
 LIBS[model_config]="-lxxhash -lpthread"
+SOURCES[checkpoint_index]="${SOURCES[model_config]}"
+LIBS[checkpoint_index]="${LIBS[model_config]}"
 SOURCES[membership]="net/identity.cc runtime/status.cc runtime/file_util.cc"
 LIBS[membership]="-lsodium -lxxhash"
-SOURCES[agg_state]="net/agg_state.cc net/run_config.cc optim/outer.cc optim/pg_codec.cc net/wire.cc model/gpt2_config.cc
+SOURCES[agg_state]="net/agg_state.cc net/run_config.cc optim/outer.cc optim/pg_codec.cc net/wire.cc model/config.cc
   optim/q8_book.cc optim/q8_codec.cc optim/q8_codec_avx2.cc optim/q8_codec_avx512.cc runtime/status.cc
   runtime/file_util.cc runtime/thread_pool.cc runtime/cpu_features.cc"
 LIBS[agg_state]="-lxxhash -lsodium -lcrypto -lpthread"
 SOURCES[outer]="${SOURCES[agg_state]}"
 LIBS[outer]="${LIBS[agg_state]}"
 # Sources compiled with extra flags: the SIMD kernels, as the top-level CMakeLists.txt compiles them
-# (picked at run time, runtime/cpu_features.h). model/gpt2.cc is compiled generic here.
+# (picked at run time, runtime/cpu_features.h). model/gpt2.cc and model/llama.cc are compiled generic here.
 declare -A FLAGS_OF
 FLAGS_OF[optim/q8_codec_avx2.cc]="-mavx2 -mfma -mbmi2"
 FLAGS_OF[optim/q8_codec_avx512.cc]="-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vbmi -mavx2 -mfma -mbmi2"
-# Include folders of the header-only libraries some sources use (Eigen for model/gpt2.cc).
+# Include folders of the header-only libraries some sources use (Eigen for model/gpt2.cc, model/llama.cc).
 EXTRA_INCLUDES="-I/usr/include/eigen3"
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${!SOURCES[@]}" | sort; exit 0; fi
