@@ -488,6 +488,16 @@ Status FinetuneRun::CopyBeside() const {
       break;
     }
   }
+  // No generation config to copy: the one transformers derives from the model's config, with the
+  // tokenizer's BOS and EOS.
+  const fs::path gen = fs::path(opt_.out) / "generation_config.json";
+  if (!fs::exists(gen, ec)) {
+    Json g = Json::object();
+    g["_from_model_config"] = true;
+    if (tok_->bos()) g["bos_token_id"] = *tok_->bos();
+    if (tok_->eos()) g["eos_token_id"] = *tok_->eos();
+    STRATA_RETURN_IF_ERROR(WriteFileAtomic(gen.string(), g.dump(2) + "\n"));
+  }
   return Status::Ok();
 }
 
