@@ -10,6 +10,7 @@
 namespace strata::testing {
 
 std::string GoldenPath(const std::string& name) { return std::string(STRATA_TEST_DATA_DIR) + "/golden/" + name; }
+std::string TestDataPath(const std::string& name) { return std::string(STRATA_TEST_DATA_DIR) + "/" + name; }
 std::string SharedDataPath(const std::string& name) { return std::string(STRATA_SHARED_DATA_DIR) + "/" + name; }
 
 bool FileExists(const std::string& path) { return std::ifstream(path).good(); }

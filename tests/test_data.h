@@ -10,6 +10,7 @@
 namespace strata::testing {
 
 std::string GoldenPath(const std::string& name);  // tests/data/golden/<name>
+std::string TestDataPath(const std::string& name);  // tests/data/<name>
 std::string SharedDataPath(const std::string& name);  // ../shared/data/<name>
 bool FileExists(const std::string& path);
 
