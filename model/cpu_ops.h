@@ -33,6 +33,13 @@ inline CMapM CM(const float* p, int64_t rows, int64_t cols, int64_t stride) {
   return CMapM(p, rows, cols, Eigen::OuterStride<>(stride));
 }
 
+// The floats between two layers' slots of an activation buffer: a multiple of 16, so every slot
+// starts 64-byte aligned like the buffer. Eigen's vectorised reductions treat an unaligned head
+// element by element, so a slot's alignment decides the rounding; with every slot aligned alike, a
+// layer computes bitwise the same whether its activations sit in slot l (kept) or slot 0
+// (recomputed).
+inline int64_t SlotStride(int64_t floats) { return (floats + 15) / 16 * 16; }
+
 // Rows per range: small enough that two threads share any batch, large enough for Eigen's blocking.
 constexpr int64_t kRowGrain = 4;
 

@@ -64,9 +64,11 @@ static LayerParamsView ViewLayer(float* base, const ModelConfig& cfg, int l) {
 struct Gpt2::Acts {
   int B = 0, T = 0;
   int64_t capN = 0, capBHTT = 0;
+  int64_t slots = 0;  // layer slots held: L (kept), 1 (recomputed in backward)
   bool has_targets = false;
   std::vector<int32_t> inputs, targets;
-  // Per layer l (each [L][N, width]):
+  // Per layer slot s (each [S][N, width], S = slots); res is kept for every layer either way:
+  // it is what a recomputation starts from.
   AlignedVector<float> res;      // [L+1][N, C]  the residual stream entering layer l; res[L] leaves the last
   AlignedVector<float> ln1;      // [L][N, C]
   AlignedVector<float> ln1_mean, ln1_rstd;  // [L][N]
@@ -137,23 +139,26 @@ void Gpt2::Reserve(int B, int T) {
   const int64_t BHTT = static_cast<int64_t>(B) * cfg_.n_head * T * T;
   a.B = B;
   a.T = T;
-  if (N <= a.capN && BHTT <= a.capBHTT) return;
+  // Layer activations: one slot per layer, or one slot in all when backward recomputes them.
+  const int64_t slots = recompute_ ? 1 : L;
+  if (N <= a.capN && BHTT <= a.capBHTT && slots == a.slots) return;
   a.capN = std::max(a.capN, N);
   a.capBHTT = std::max(a.capBHTT, BHTT);
+  a.slots = slots;
   const int64_t n = a.capN;
   a.res.assign((L + 1) * n * C, 0.0f);
-  a.ln1.assign(L * n * C, 0.0f);
-  a.ln1_mean.assign(L * n, 0.0f);
-  a.ln1_rstd.assign(L * n, 0.0f);
-  a.qkv.assign(L * n * 3 * C, 0.0f);
-  a.att.assign(L * a.capBHTT, 0.0f);
-  a.atty.assign(L * n * C, 0.0f);
-  a.mid.assign(L * n * C, 0.0f);
-  a.ln2.assign(L * n * C, 0.0f);
-  a.ln2_mean.assign(L * n, 0.0f);
-  a.ln2_rstd.assign(L * n, 0.0f);
-  a.fc.assign(L * n * 4 * C, 0.0f);
-  a.gelu.assign(L * n * 4 * C, 0.0f);
+  a.ln1.assign(slots * SlotStride(n * C), 0.0f);
+  a.ln1_mean.assign(slots * SlotStride(n), 0.0f);
+  a.ln1_rstd.assign(slots * SlotStride(n), 0.0f);
+  a.qkv.assign(slots * SlotStride(n * 3 * C), 0.0f);
+  a.att.assign(slots * SlotStride(a.capBHTT), 0.0f);
+  a.atty.assign(slots * SlotStride(n * C), 0.0f);
+  a.mid.assign(slots * SlotStride(n * C), 0.0f);
+  a.ln2.assign(slots * SlotStride(n * C), 0.0f);
+  a.ln2_mean.assign(slots * SlotStride(n), 0.0f);
+  a.ln2_rstd.assign(slots * SlotStride(n), 0.0f);
+  a.fc.assign(slots * SlotStride(n * 4 * C), 0.0f);
+  a.gelu.assign(slots * SlotStride(n * 4 * C), 0.0f);
   a.lnf.assign(n * C, 0.0f);
   a.lnf_mean.assign(n, 0.0f);
   a.lnf_rstd.assign(n, 0.0f);
@@ -168,6 +173,60 @@ void Gpt2::Reserve(int B, int T) {
 }
 
 // --- forward ------------------------------------------------------------------------------------
+
+// Layer l's forward from its input res[l]: its activations into slot s (l when kept, 0 when
+// recomputed in backward), its output into res[l + 1].
+void Gpt2::ForwardLayer(int64_t l) {
+  Acts& a = *acts_;
+  const int B = a.B, T = a.T;
+  const int64_t N = static_cast<int64_t>(B) * T, C = cfg_.n_embd, H = cfg_.n_head, hs = C / H;
+  const int64_t s = recompute_ ? 0 : l;
+  float* P = params_.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const int64_t BHTT = static_cast<int64_t>(B) * H * T * T;
+  const LayerParamsView w = ViewLayer(P, cfg_, static_cast<int>(l));
+  const float* x = a.res.data() + l * N * C;
+  float* ln1 = a.ln1.data() + s * SlotStride(N * C);
+  float* qkv = a.qkv.data() + s * SlotStride(N * 3 * C);
+  float* att = a.att.data() + s * SlotStride(BHTT);
+  float* atty = a.atty.data() + s * SlotStride(N * C);
+  float* mid = a.mid.data() + s * SlotStride(N * C);
+  float* ln2 = a.ln2.data() + s * SlotStride(N * C);
+  float* fc = a.fc.data() + s * SlotStride(N * 4 * C);
+  float* gelu = a.gelu.data() + s * SlotStride(N * 4 * C);
+  float* out = a.res.data() + (l + 1) * N * C;
+
+  LayerNormForward(pool_, x, w.ln1w, w.ln1b, ln1, a.ln1_mean.data() + s * SlotStride(N), a.ln1_rstd.data() + s * SlotStride(N), N, C,
+                   cfg_.ln_eps);
+  Linear(pool_, ln1, w.qkvw, w.qkvb, qkv, N, C, 3 * C);
+  // Causal self-attention, one (batch row, head) pair per task.
+  pool_.ParallelFor(static_cast<int64_t>(B) * H, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t b = j / H, h = j % H;
+      const float* base = qkv + b * T * 3 * C + h * hs;
+      auto Q = CM(base, T, hs, 3 * C);
+      auto K = CM(base + C, T, hs, 3 * C);
+      auto Vv = CM(base + 2 * C, T, hs, 3 * C);
+      float* pr = att + j * T * T;
+      auto S = M(pr, T, T, T);
+      S.noalias() = Q * K.transpose();
+      for (int64_t t = 0; t < T; ++t) CausalSoftmaxRow(pr + t * T, t, T, scale);
+      M(atty + b * T * C + h * hs, T, hs, C).noalias() = S * Vv;
+    }
+  });
+  Linear(pool_, atty, w.projw, w.projb, mid, N, C, C);
+  pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) mid[i] += x[i];
+  });
+  LayerNormForward(pool_, mid, w.ln2w, w.ln2b, ln2, a.ln2_mean.data() + s * SlotStride(N), a.ln2_rstd.data() + s * SlotStride(N), N, C,
+                   cfg_.ln_eps);
+  Linear(pool_, ln2, w.fcw, w.fcb, fc, N, C, 4 * C);
+  GeluForward(pool_, fc, gelu, N, 4 * C);
+  Linear(pool_, gelu, w.fcpw, w.fcpb, out, N, 4 * C, C);
+  pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] += mid[i];
+  });
+}
 
 Result<float> Gpt2::Forward(std::span<const int32_t> inputs, std::span<const int32_t> targets, int B, int T) {
   if (B < 1 || T < 1) return Status::InvalidArgument("forward: batch and sequence length must be >= 1");
@@ -194,7 +253,7 @@ Result<float> Gpt2::Forward(std::span<const int32_t> inputs, std::span<const int
   a.inputs.assign(inputs.begin(), inputs.end());
   a.targets.assign(targets.begin(), targets.end());
   a.has_targets = !targets.empty();
-  const int64_t L = cfg_.n_layer, C = cfg_.n_embd, H = cfg_.n_head, hs = C / H, V = cfg_.vocab;
+  const int64_t L = cfg_.n_layer, C = cfg_.n_embd, V = cfg_.vocab;
   float* P = params_.data();
   const float* wte = P;
   const float* wpe = P + static_cast<int64_t>(V) * C;
@@ -209,52 +268,7 @@ Result<float> Gpt2::Forward(std::span<const int32_t> inputs, std::span<const int
     }
   });
 
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const int64_t BHTT = static_cast<int64_t>(B) * H * T * T;
-  for (int64_t l = 0; l < L; ++l) {
-    const LayerParamsView w = ViewLayer(P, cfg_, static_cast<int>(l));
-    const float* x = a.res.data() + l * N * C;
-    float* ln1 = a.ln1.data() + l * N * C;
-    float* qkv = a.qkv.data() + l * N * 3 * C;
-    float* att = a.att.data() + l * BHTT;
-    float* atty = a.atty.data() + l * N * C;
-    float* mid = a.mid.data() + l * N * C;
-    float* ln2 = a.ln2.data() + l * N * C;
-    float* fc = a.fc.data() + l * N * 4 * C;
-    float* gelu = a.gelu.data() + l * N * 4 * C;
-    float* out = a.res.data() + (l + 1) * N * C;
-
-    LayerNormForward(pool_, x, w.ln1w, w.ln1b, ln1, a.ln1_mean.data() + l * N, a.ln1_rstd.data() + l * N, N, C,
-                     cfg_.ln_eps);
-    Linear(pool_, ln1, w.qkvw, w.qkvb, qkv, N, C, 3 * C);
-    // Causal self-attention, one (batch row, head) pair per task.
-    pool_.ParallelFor(static_cast<int64_t>(B) * H, 1, [&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) {
-        const int64_t b = j / H, h = j % H;
-        const float* base = qkv + b * T * 3 * C + h * hs;
-        auto Q = CM(base, T, hs, 3 * C);
-        auto K = CM(base + C, T, hs, 3 * C);
-        auto Vv = CM(base + 2 * C, T, hs, 3 * C);
-        float* pr = att + j * T * T;
-        auto S = M(pr, T, T, T);
-        S.noalias() = Q * K.transpose();
-        for (int64_t t = 0; t < T; ++t) CausalSoftmaxRow(pr + t * T, t, T, scale);
-        M(atty + b * T * C + h * hs, T, hs, C).noalias() = S * Vv;
-      }
-    });
-    Linear(pool_, atty, w.projw, w.projb, mid, N, C, C);
-    pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) mid[i] += x[i];
-    });
-    LayerNormForward(pool_, mid, w.ln2w, w.ln2b, ln2, a.ln2_mean.data() + l * N, a.ln2_rstd.data() + l * N, N, C,
-                     cfg_.ln_eps);
-    Linear(pool_, ln2, w.fcw, w.fcb, fc, N, C, 4 * C);
-    GeluForward(pool_, fc, gelu, N, 4 * C);
-    Linear(pool_, gelu, w.fcpw, w.fcpb, out, N, 4 * C, C);
-    pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) out[i] += mid[i];
-    });
-  }
+  for (int64_t l = 0; l < L; ++l) ForwardLayer(l);
 
   const float* lnfw = P + Gpt2LayerOffset(cfg_, static_cast<int>(L));
   const float* lnfb = lnfw + C;
@@ -324,23 +338,27 @@ Status Gpt2::Backward(const std::function<void(uint64_t lo)>& on_ready) {
   const int64_t BHTT = static_cast<int64_t>(B) * H * T * T;
   float* dres = a.dres.data();
   for (int64_t l = L - 1; l >= 0; --l) {
+    // Recomputed: the layer's forward again from its kept input, the same operations in the same
+    // order, so the activations (and the gradients) are bitwise those of a kept forward.
+    if (recompute_) ForwardLayer(l);
+    const int64_t s = recompute_ ? 0 : l;
     const LayerParamsView w = ViewLayer(P, cfg_, static_cast<int>(l));
     const LayerParamsView dw = ViewLayer(G, cfg_, static_cast<int>(l));
     const float* x = a.res.data() + l * N * C;
-    const float* ln1 = a.ln1.data() + l * N * C;
-    const float* qkv = a.qkv.data() + l * N * 3 * C;
-    const float* att = a.att.data() + l * BHTT;
-    const float* atty = a.atty.data() + l * N * C;
-    const float* mid = a.mid.data() + l * N * C;
-    const float* ln2 = a.ln2.data() + l * N * C;
-    const float* fc = a.fc.data() + l * N * 4 * C;
-    const float* gelu = a.gelu.data() + l * N * 4 * C;
+    const float* ln1 = a.ln1.data() + s * SlotStride(N * C);
+    const float* qkv = a.qkv.data() + s * SlotStride(N * 3 * C);
+    const float* att = a.att.data() + s * SlotStride(BHTT);
+    const float* atty = a.atty.data() + s * SlotStride(N * C);
+    const float* mid = a.mid.data() + s * SlotStride(N * C);
+    const float* ln2 = a.ln2.data() + s * SlotStride(N * C);
+    const float* fc = a.fc.data() + s * SlotStride(N * 4 * C);
+    const float* gelu = a.gelu.data() + s * SlotStride(N * 4 * C);
 
     // MLP: out = mid + c_proj(gelu(c_fc(ln_2(mid)))).
     LinearBackward(pool_, gelu, w.fcpw, dres, a.dbig.data(), dw.fcpw, dw.fcpb, N, 4 * C, C);
     GeluBackward(pool_, fc, a.dbig.data(), N, 4 * C);
     LinearBackward(pool_, ln2, w.fcw, a.dbig.data(), a.dln.data(), dw.fcw, dw.fcb, N, C, 4 * C);
-    LayerNormBackward(pool_, mid, w.ln2w, a.ln2_mean.data() + l * N, a.ln2_rstd.data() + l * N, a.dln.data(), dres,
+    LayerNormBackward(pool_, mid, w.ln2w, a.ln2_mean.data() + s * SlotStride(N), a.ln2_rstd.data() + s * SlotStride(N), a.dln.data(), dres,
                       dw.ln2w, dw.ln2b, N, C, a.ln_partial);
     // Attention: mid = x + c_proj(attn(c_attn(ln_1(x)))).
     LinearBackward(pool_, atty, w.projw, dres, a.datty.data(), dw.projw, dw.projb, N, C, C);
@@ -366,7 +384,7 @@ Status Gpt2::Backward(const std::function<void(uint64_t lo)>& on_ready) {
       }
     });
     LinearBackward(pool_, ln1, w.qkvw, a.dqkv.data(), a.dln.data(), dw.qkvw, dw.qkvb, N, C, 3 * C);
-    LayerNormBackward(pool_, x, w.ln1w, a.ln1_mean.data() + l * N, a.ln1_rstd.data() + l * N, a.dln.data(), dres,
+    LayerNormBackward(pool_, x, w.ln1w, a.ln1_mean.data() + s * SlotStride(N), a.ln1_rstd.data() + s * SlotStride(N), a.dln.data(), dres,
                       dw.ln1w, dw.ln1b, N, C, a.ln_partial);
     if (on_ready) on_ready(Gpt2LayerOffset(cfg_, static_cast<int>(l)));
   }

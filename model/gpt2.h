@@ -60,6 +60,8 @@ class Gpt2 final : public Model {
   }
   int threads() const override { return pool_.size(); }
   uint64_t activation_bytes() const override;
+  void SetRecompute(bool on) override { recompute_ = on; }
+  bool recompute() const override { return recompute_; }
 
   [[nodiscard]] Result<float> Forward(std::span<const int32_t> inputs, std::span<const int32_t> targets, int B,
                                       int T) override;
@@ -78,12 +80,14 @@ class Gpt2 final : public Model {
   void Reserve(int B, int T);
   // One token at position pos (the cache holds positions < pos): its logits into `logits` [V].
   void DecodeOne(int32_t token, int pos, float* logits);
+  void ForwardLayer(int64_t l);
 
   ModelConfig cfg_;
   uint64_t n_params_ = 0;
   AlignedVector<float> params_, grads_;  // 64-byte aligned: see runtime/aligned.h
   ThreadPool pool_;
   std::unique_ptr<Acts> acts_;
+  bool recompute_ = false;
   AlignedVector<float> kv_;  // [L][2][n_ctx, C]: keys and values of the positions decoded so far
 };
 

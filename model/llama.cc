@@ -78,9 +78,11 @@ int64_t WindowStart(int64_t t, int32_t window) { return window > 0 ? std::max<in
 struct Llama::Acts {
   int B = 0, T = 0;
   int64_t capN = 0, capBHTT = 0;
+  int64_t slots = 0;  // layer slots held: L (kept), 1 (recomputed in backward)
   bool has_targets = false;
   std::vector<int32_t> inputs, targets;
-  // Per layer l (each [L][N, width]); QKV = (H + 2 KV) D.
+  // Per layer slot s (each [S][N, width], S = slots); QKV = (H + 2 KV) D. res is kept for every
+  // layer either way: it is what a recomputation starts from.
   AlignedVector<float> res;         // [L+1][N, C]  the residual stream entering layer l; res[L] leaves the last
   AlignedVector<float> ln1, rstd1;  // [L][N, C], [L][N]
   AlignedVector<float> qkv;         // [L][N, QKV]  q and k after the rotation
@@ -160,21 +162,24 @@ void Llama::Reserve(int B, int T) {
   a.B = B;
   a.T = T;
   RopeTables(T);
-  if (N <= a.capN && BHTT <= a.capBHTT) return;
+  // Layer activations: one slot per layer, or one slot in all when backward recomputes them.
+  const int64_t slots = recompute_ ? 1 : L;
+  if (N <= a.capN && BHTT <= a.capBHTT && slots == a.slots) return;
   a.capN = std::max(a.capN, N);
   a.capBHTT = std::max(a.capBHTT, BHTT);
+  a.slots = slots;
   const int64_t n = a.capN;
   a.res.assign((L + 1) * n * C, 0.0f);
-  a.ln1.assign(L * n * C, 0.0f);
-  a.rstd1.assign(L * n, 0.0f);
-  a.qkv.assign(L * n * QKV, 0.0f);
-  a.att.assign(L * a.capBHTT, 0.0f);
-  a.atty.assign(L * n * H * D, 0.0f);
-  a.mid.assign(L * n * C, 0.0f);
-  a.ln2.assign(L * n * C, 0.0f);
-  a.rstd2.assign(L * n, 0.0f);
-  a.gu.assign(L * n * 2 * F, 0.0f);
-  a.act.assign(L * n * F, 0.0f);
+  a.ln1.assign(slots * SlotStride(n * C), 0.0f);
+  a.rstd1.assign(slots * SlotStride(n), 0.0f);
+  a.qkv.assign(slots * SlotStride(n * QKV), 0.0f);
+  a.att.assign(slots * SlotStride(a.capBHTT), 0.0f);
+  a.atty.assign(slots * SlotStride(n * H * D), 0.0f);
+  a.mid.assign(slots * SlotStride(n * C), 0.0f);
+  a.ln2.assign(slots * SlotStride(n * C), 0.0f);
+  a.rstd2.assign(slots * SlotStride(n), 0.0f);
+  a.gu.assign(slots * SlotStride(n * 2 * F), 0.0f);
+  a.act.assign(slots * SlotStride(n * F), 0.0f);
   a.lnf.assign(n * C, 0.0f);
   a.rstdf.assign(n, 0.0f);
   a.logits.assign(n * V, 0.0f);
@@ -189,6 +194,76 @@ void Llama::Reserve(int B, int T) {
 }
 
 // --- forward ------------------------------------------------------------------------------------
+
+// Layer l's forward from its input res[l]: its activations into slot s (l when kept, 0 when
+// recomputed in backward), its output into res[l + 1].
+void Llama::ForwardLayer(int64_t l) {
+  Acts& a = *acts_;
+  const int B = a.B, T = a.T;
+  const int64_t N = static_cast<int64_t>(B) * T, C = cfg_.n_embd;
+  const int64_t D = cfg_.head_size(), H = cfg_.n_head, KV = cfg_.kv_heads(), G = H / KV, F = cfg_.mlp();
+  const int64_t QKV = (H + 2 * KV) * D, HD = H * D, half = D / 2;
+  const int64_t s = recompute_ ? 0 : l;
+  float* P = params_.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int64_t BHTT = static_cast<int64_t>(B) * H * T * T;
+  const LayerView w = ViewLayer(P, cfg_, static_cast<int>(l));
+  const float* x = a.res.data() + l * N * C;
+  float* ln1 = a.ln1.data() + s * SlotStride(N * C);
+  float* qkv = a.qkv.data() + s * SlotStride(N * QKV);
+  float* att = a.att.data() + s * SlotStride(BHTT);
+  float* atty = a.atty.data() + s * SlotStride(N * HD);
+  float* mid = a.mid.data() + s * SlotStride(N * C);
+  float* ln2 = a.ln2.data() + s * SlotStride(N * C);
+  float* gu = a.gu.data() + s * SlotStride(N * 2 * F);
+  float* act = a.act.data() + s * SlotStride(N * F);
+  float* out = a.res.data() + (l + 1) * N * C;
+
+  RmsNormForward(pool_, x, w.ln1, ln1, a.rstd1.data() + s * SlotStride(N), N, C, cfg_.ln_eps);
+  LinearT(pool_, ln1, w.qkvw, w.qkvb, qkv, N, C, QKV);
+  // Rotate q and k of every row by its position.
+  pool_.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t n = r0; n < r1; ++n) {
+      const int64_t t = n % T;
+      float* row = qkv + n * QKV;
+      for (int64_t h = 0; h < H + KV; ++h) {
+        RopeRotate(row + h * D, rope_cos_.data() + t * half, rope_sin_.data() + t * half, D, false);
+      }
+    }
+  });
+  // Attention, one (batch row, query head) pair per task; query head h reads key-value head h / G.
+  pool_.ParallelFor(static_cast<int64_t>(B) * H, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t b = j / H, h = j % H, g = h / G;
+      const float* base = qkv + b * T * QKV;
+      auto Q = CM(base + h * D, T, D, QKV);
+      auto K = CM(base + HD + g * D, T, D, QKV);
+      auto Vv = CM(base + HD + KV * D + g * D, T, D, QKV);
+      float* pr = att + j * T * T;
+      auto S = M(pr, T, T, T);
+      S.noalias() = Q * K.transpose();
+      for (int64_t t = 0; t < T; ++t) WindowSoftmaxRow(pr + t * T, WindowStart(t, cfg_.sliding_window), t, T, scale);
+      M(atty + b * T * HD + h * D, T, D, HD).noalias() = S * Vv;
+    }
+  });
+  LinearT(pool_, atty, w.ow, nullptr, mid, N, HD, C);
+  pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) mid[i] += x[i];
+  });
+  RmsNormForward(pool_, mid, w.ln2, ln2, a.rstd2.data() + s * SlotStride(N), N, C, cfg_.ln_eps);
+  LinearT(pool_, ln2, w.guw, nullptr, gu, N, C, 2 * F);
+  pool_.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t n = r0; n < r1; ++n) {
+      const float* g = gu + n * 2 * F;
+      float* o = act + n * F;
+      for (int64_t f = 0; f < F; ++f) o[f] = Silu(g[f]) * g[F + f];
+    }
+  });
+  LinearT(pool_, act, w.dw, nullptr, out, N, F, C);
+  pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] += mid[i];
+  });
+}
 
 Result<float> Llama::Forward(std::span<const int32_t> inputs, std::span<const int32_t> targets, int B, int T) {
   if (B < 1 || T < 1) return Status::InvalidArgument("forward: batch and sequence length must be >= 1");
@@ -216,8 +291,6 @@ Result<float> Llama::Forward(std::span<const int32_t> inputs, std::span<const in
   a.targets.assign(targets.begin(), targets.end());
   a.has_targets = !targets.empty();
   const int64_t L = cfg_.n_layer, C = cfg_.n_embd, V = cfg_.vocab;
-  const int64_t D = cfg_.head_size(), H = cfg_.n_head, KV = cfg_.kv_heads(), G = H / KV, F = cfg_.mlp();
-  const int64_t QKV = (H + 2 * KV) * D, HD = H * D, half = D / 2;
   float* P = params_.data();
   const float* embed = P;
 
@@ -227,66 +300,7 @@ Result<float> Llama::Forward(std::span<const int32_t> inputs, std::span<const in
     }
   });
 
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const int64_t BHTT = static_cast<int64_t>(B) * H * T * T;
-  for (int64_t l = 0; l < L; ++l) {
-    const LayerView w = ViewLayer(P, cfg_, static_cast<int>(l));
-    const float* x = a.res.data() + l * N * C;
-    float* ln1 = a.ln1.data() + l * N * C;
-    float* qkv = a.qkv.data() + l * N * QKV;
-    float* att = a.att.data() + l * BHTT;
-    float* atty = a.atty.data() + l * N * HD;
-    float* mid = a.mid.data() + l * N * C;
-    float* ln2 = a.ln2.data() + l * N * C;
-    float* gu = a.gu.data() + l * N * 2 * F;
-    float* act = a.act.data() + l * N * F;
-    float* out = a.res.data() + (l + 1) * N * C;
-
-    RmsNormForward(pool_, x, w.ln1, ln1, a.rstd1.data() + l * N, N, C, cfg_.ln_eps);
-    LinearT(pool_, ln1, w.qkvw, w.qkvb, qkv, N, C, QKV);
-    // Rotate q and k of every row by its position.
-    pool_.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-      for (int64_t n = r0; n < r1; ++n) {
-        const int64_t t = n % T;
-        float* row = qkv + n * QKV;
-        for (int64_t h = 0; h < H + KV; ++h) {
-          RopeRotate(row + h * D, rope_cos_.data() + t * half, rope_sin_.data() + t * half, D, false);
-        }
-      }
-    });
-    // Attention, one (batch row, query head) pair per task; query head h reads key-value head h / G.
-    pool_.ParallelFor(static_cast<int64_t>(B) * H, 1, [&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) {
-        const int64_t b = j / H, h = j % H, g = h / G;
-        const float* base = qkv + b * T * QKV;
-        auto Q = CM(base + h * D, T, D, QKV);
-        auto K = CM(base + HD + g * D, T, D, QKV);
-        auto Vv = CM(base + HD + KV * D + g * D, T, D, QKV);
-        float* pr = att + j * T * T;
-        auto S = M(pr, T, T, T);
-        S.noalias() = Q * K.transpose();
-        for (int64_t t = 0; t < T; ++t) WindowSoftmaxRow(pr + t * T, WindowStart(t, cfg_.sliding_window), t, T, scale);
-        M(atty + b * T * HD + h * D, T, D, HD).noalias() = S * Vv;
-      }
-    });
-    LinearT(pool_, atty, w.ow, nullptr, mid, N, HD, C);
-    pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) mid[i] += x[i];
-    });
-    RmsNormForward(pool_, mid, w.ln2, ln2, a.rstd2.data() + l * N, N, C, cfg_.ln_eps);
-    LinearT(pool_, ln2, w.guw, nullptr, gu, N, C, 2 * F);
-    pool_.ParallelFor(N, kRowGrain, [&](int64_t r0, int64_t r1) {
-      for (int64_t n = r0; n < r1; ++n) {
-        const float* g = gu + n * 2 * F;
-        float* o = act + n * F;
-        for (int64_t f = 0; f < F; ++f) o[f] = Silu(g[f]) * g[F + f];
-      }
-    });
-    LinearT(pool_, act, w.dw, nullptr, out, N, F, C);
-    pool_.ParallelFor(N * C, 1024, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) out[i] += mid[i];
-    });
-  }
+  for (int64_t l = 0; l < L; ++l) ForwardLayer(l);
 
   const uint64_t norm_off = LlamaLayerOffset(cfg_, static_cast<int>(L));
   RmsNormForward(pool_, a.res.data() + L * N * C, P + norm_off, a.lnf.data(), a.rstdf.data(), N, C, cfg_.ln_eps);
@@ -342,17 +356,21 @@ Status Llama::Backward(const std::function<void(uint64_t lo)>& on_ready) {
   const int64_t BHTT = static_cast<int64_t>(B) * H * T * T;
   float* dres = a.dres.data();
   for (int64_t l = L - 1; l >= 0; --l) {
+    // Recomputed: the layer's forward again from its kept input, the same operations in the same
+    // order, so the activations (and the gradients) are bitwise those of a kept forward.
+    if (recompute_) ForwardLayer(l);
+    const int64_t s = recompute_ ? 0 : l;
     const LayerView w = ViewLayer(P, cfg_, static_cast<int>(l));
     const LayerView dw = ViewLayer(Gr, cfg_, static_cast<int>(l));
     const float* x = a.res.data() + l * N * C;
-    const float* ln1 = a.ln1.data() + l * N * C;
-    const float* qkv = a.qkv.data() + l * N * QKV;
-    const float* att = a.att.data() + l * BHTT;
-    const float* atty = a.atty.data() + l * N * HD;
-    const float* mid = a.mid.data() + l * N * C;
-    const float* ln2 = a.ln2.data() + l * N * C;
-    const float* gu = a.gu.data() + l * N * 2 * F;
-    const float* act = a.act.data() + l * N * F;
+    const float* ln1 = a.ln1.data() + s * SlotStride(N * C);
+    const float* qkv = a.qkv.data() + s * SlotStride(N * QKV);
+    const float* att = a.att.data() + s * SlotStride(BHTT);
+    const float* atty = a.atty.data() + s * SlotStride(N * HD);
+    const float* mid = a.mid.data() + s * SlotStride(N * C);
+    const float* ln2 = a.ln2.data() + s * SlotStride(N * C);
+    const float* gu = a.gu.data() + s * SlotStride(N * 2 * F);
+    const float* act = a.act.data() + s * SlotStride(N * F);
 
     // MLP: out = mid + down(silu(gate(ln2)) * up(ln2)).
     LinearTBackward(pool_, act, w.dw, dres, a.dact.data(), dw.dw, nullptr, N, F, C);
@@ -368,7 +386,7 @@ Status Llama::Backward(const std::function<void(uint64_t lo)>& on_ready) {
       }
     });
     LinearTBackward(pool_, ln2, w.guw, a.dgu.data(), a.dln.data(), dw.guw, nullptr, N, C, 2 * F);
-    RmsNormBackward(pool_, mid, w.ln2, a.rstd2.data() + l * N, a.dln.data(), dres, dw.ln2, N, C, a.partial);
+    RmsNormBackward(pool_, mid, w.ln2, a.rstd2.data() + s * SlotStride(N), a.dln.data(), dres, dw.ln2, N, C, a.partial);
     // Attention: mid = x + o_proj(attn(rope(qkv(ln1(x))))).
     LinearTBackward(pool_, atty, w.ow, dres, a.datty.data(), dw.ow, nullptr, N, HD, C);
     // One (batch row, key-value head) pair per task: its query heads add into its dK and dV in
@@ -414,7 +432,7 @@ Status Llama::Backward(const std::function<void(uint64_t lo)>& on_ready) {
       }
     });
     LinearTBackward(pool_, ln1, w.qkvw, a.dqkv.data(), a.dln.data(), dw.qkvw, dw.qkvb, N, C, QKV);
-    RmsNormBackward(pool_, x, w.ln1, a.rstd1.data() + l * N, a.dln.data(), dres, dw.ln1, N, C, a.partial);
+    RmsNormBackward(pool_, x, w.ln1, a.rstd1.data() + s * SlotStride(N), a.dln.data(), dres, dw.ln1, N, C, a.partial);
     if (on_ready) on_ready(LlamaLayerOffset(cfg_, static_cast<int>(l)));
   }
 

@@ -60,6 +60,8 @@ class Llama final : public Model {
   }
   int threads() const override { return pool_.size(); }
   uint64_t activation_bytes() const override;
+  void SetRecompute(bool on) override { recompute_ = on; }
+  bool recompute() const override { return recompute_; }
 
   [[nodiscard]] Result<float> Forward(std::span<const int32_t> inputs, std::span<const int32_t> targets, int B,
                                       int T) override;
@@ -78,6 +80,7 @@ class Llama final : public Model {
   // cos and sin of every position < T, [T, D/2] each.
   void RopeTables(int T);
   void DecodeOne(int32_t token, int pos, float* logits);
+  void ForwardLayer(int64_t l);
 
   ModelConfig cfg_;
   uint64_t n_params_ = 0;
@@ -88,6 +91,7 @@ class Llama final : public Model {
   AlignedVector<float> rope_cos_, rope_sin_;  // [rope_T_, D/2]
   int rope_T_ = 0;
   AlignedVector<float> kv_;  // [L][2][n_ctx, KV D]: the sampler's keys (rotated) and values
+  bool recompute_ = false;
 };
 
 }  // namespace strata::model

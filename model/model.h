@@ -32,6 +32,11 @@ class Model {
   virtual int threads() const = 0;
   // Bytes held by activations for the largest (B, T) seen so far.
   virtual uint64_t activation_bytes() const = 0;
+  // Activations: kept for every layer (the default), or only each layer's input kept and the rest
+  // recomputed inside backward, layer by layer (one layer's worth of memory instead of L, for a
+  // second forward's compute). The results are bitwise the same either way.
+  virtual void SetRecompute(bool on) = 0;
+  virtual bool recompute() const = 0;
   // InitWeights(config(), seed, params()).
   void InitRandom(uint64_t seed);
 

@@ -209,6 +209,11 @@ void AddFinetuneCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", o.seed, "Seed of the initial weights, the batches and the split")->capture_default_str();
   cmd->add_option("--threads", o.threads, "Compute threads (0 = all cores); results are bitwise reproducible per count")
       ->capture_default_str();
+  cmd->add_option("--activations", o.activations,
+                  "keep (every layer's activations from forward to backward) or recompute (only each layer's input; "
+                  "the rest recomputed in backward: bitwise the same steps in about 1/layers of the activation "
+                  "memory, for a second forward's compute)")
+      ->capture_default_str()->check(CLI::IsMember({"keep", "recompute"}));
   cmd->add_option("--trace", o.trace, "Write a Chrome trace (chrome://tracing, Perfetto) of every step to FILE");
   cmd->add_option("--save-every", o.save_every, "Write model.safetensors every N steps (0 = at evaluations and the end)")
       ->capture_default_str();

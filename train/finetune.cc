@@ -95,6 +95,9 @@ Status CheckOptions(const FinetuneOptions& o) {
   if (o.optimizer != "adamw" && o.optimizer != "adamw8bit") {
     return bad("--optimizer " + o.optimizer + ": want adamw or adamw8bit");
   }
+  if (o.activations != "keep" && o.activations != "recompute") {
+    return bad("--activations " + o.activations + ": want keep or recompute");
+  }
   if (o.eval_batches < 1) return bad("--eval-batches: must be >= 1");
   if (!(o.val_fraction > 0 && o.val_fraction <= 0.5)) return bad("--val-fraction: must be in (0, 0.5]");
   if (o.chunk_params % 256 != 0) return bad("--chunk: must be a multiple of 256 (one quant block)");
@@ -436,10 +439,12 @@ Status FinetuneRun::SetUp() {
   }
 
   STRATA_ASSIGN_OR_RETURN(model_, Model::Create(cfg_, opt.threads));
+  model_->SetRecompute(opt.activations == "recompute");
   // The starting weights (a resumed run with committed state takes them from the state instead).
   if (!opt.resume || opt.restart || opt.offload == OffloadMode::kNone) STRATA_RETURN_IF_ERROR(InitWeights());
   Say("strata finetune: " + cfg_.ToString() + " (" + std::to_string(model_->num_params()) + " parameters), " +
-      std::to_string(model_->threads()) + " threads, kernels " + ModelKernelIsa());
+      std::to_string(model_->threads()) + " threads, kernels " + ModelKernelIsa() +
+      (model_->recompute() ? ", activations recomputed in backward" : ""));
   Say("  data: " + data_ + ": " + std::to_string(corpus_.files) + " file(s), " + std::to_string(corpus_.train.size()) +
       " training and " + std::to_string(corpus_.val.size()) + " validation tokens (" + tok.name() + " tokenizer)");
 

@@ -65,6 +65,9 @@ struct FinetuneOptions {
   float temperature = 0.8f;
   uint64_t seed = 1;
   int threads = 0;
+  // keep: every layer's activations held from forward to backward; recompute: only each layer's
+  // input, the rest recomputed inside backward (bitwise the same steps, less memory, more compute).
+  std::string activations = "keep";
   std::string trace;  // Chrome trace of every step
   uint64_t save_every = 0;  // model.safetensors every N steps (0 = at evaluations and at the end)
   std::string save_dtype = "auto";  // auto (the --init checkpoint's dtype; F32 for a new model) | F32 | BF16 | F16

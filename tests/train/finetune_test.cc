@@ -460,5 +460,36 @@ TEST_F(FinetuneBadInput, AnExistingRunIsNotOverwritten) {
   EXPECT_EQ(resumed->last_step, 2u);
 }
 
+TEST_F(FinetuneBadInput, UnknownActivationsMode) {
+  FinetuneOptions o = Opt();
+  o.activations = "offload";
+  Expect(o, "--activations offload: want keep or recompute");
+}
+
+// --activations recompute takes the same steps, bit for bit, as keep, state on disk, llama and gpt2:
+// the checkpoint after the run is the same file.
+TEST_F(FinetuneBadInput, RecomputedActivationsTrainBitwiseTheSame) {
+  for (const char* arch : {"gpt2", "llama"}) {
+    std::string weights[2];
+    uint64_t budget[2] = {0, 0};
+    for (int r = 0; r < 2; ++r) {
+      FinetuneOptions o = Opt();
+      o.model.arch = arch;
+      o.model.n_layer = 3;
+      o.offload = OffloadMode::kNvme;
+      o.steps = 3;
+      o.activations = r == 0 ? "keep" : "recompute";
+      o.out = d_ / (std::string(arch) + (r == 0 ? "-keep" : "-recompute"));
+      auto res = RunFinetune(o);
+      ASSERT_TRUE(res.ok()) << res.status();
+      weights[r] = Slurp(o.out + "/model.safetensors");
+      budget[r] = res->budget_bytes;
+    }
+    ASSERT_FALSE(weights[0].empty());
+    EXPECT_TRUE(weights[0] == weights[1]) << arch << ": the recomputed run's weights differ";
+    EXPECT_LT(budget[1], budget[0]) << arch;
+  }
+}
+
 }  // namespace
 }  // namespace strata::train
