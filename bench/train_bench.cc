@@ -81,7 +81,7 @@ struct CaseResult {
   double disk_GBps = 0, grad_wait_seconds = 0;
 };
 
-Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBenchOptions& opt) {
+Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBenchOptions& opt, bool recompute = false) {
   ResetPeakRss();
   CaseResult r;
   r.base_rss = StatusField("VmRSS:");
@@ -89,6 +89,7 @@ Result<CaseResult> RunCase(const TrainShape& s, bool offloaded, const TrainBench
   if (!m.ok()) return m.status();
   model::Model& model = *m.value();
   model.InitRandom(1);
+  model.SetRecompute(recompute);
   const uint64_t n = model.num_params();
   std::string dir;
   train::TrainerOptions to;
@@ -277,7 +278,7 @@ Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
     // memory (the torch peer is a process of its own).
     const double tokens = static_cast<double>(s->batch) * s->seq;
     Result<CaseResult> nvme = Status::Internal("no round ran"), none = Status::Internal("no round ran");
-    std::vector<double> nvme_times, none_times, torch_times, sdpa_times;
+    std::vector<double> nvme_times, none_times, torch_times, sdpa_times, recompute_times;
     CaseResult none_split, nvme_split;  // forward, backward, rest of every round's timed steps
     std::map<std::string, std::map<std::string, std::vector<double>>> peer_split;  // per round
     Json rounds = {{"strata", Json::array()}, {"strata_nvme", Json::array()}, {"torch", Json::array()},
@@ -290,6 +291,13 @@ Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
       if (!b.ok()) return b.status();
       nvme_times.insert(nvme_times.end(), a->times.begin(), a->times.end());
       none_times.insert(none_times.end(), b->times.begin(), b->times.end());
+      if (opt.recompute) {
+        Result<CaseResult> rc = RunCase(*s, false, opt, /*recompute=*/true);
+        if (!rc.ok()) return rc.status();
+        recompute_times.insert(recompute_times.end(), rc->times.begin(), rc->times.end());
+        if (!rounds.contains("strata_recompute")) rounds["strata_recompute"] = Json::array();
+        rounds["strata_recompute"].push_back(rc->tokens_per_s);
+      }
       for (auto [from, to] : {std::pair{&a.value(), &nvme_split}, std::pair{&b.value(), &none_split}}) {
         to->forward.insert(to->forward.end(), from->forward.begin(), from->forward.end());
         to->backward.insert(to->backward.end(), from->backward.begin(), from->backward.end());
@@ -361,6 +369,15 @@ Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
                                       {"backward", Median(nvme_split.backward)},
                                       {"end_step", Median(nvme_split.rest)}};
     c["offload_cost"] = 1.0 - nvme->tokens_per_s / none->tokens_per_s;
+    if (opt.recompute && !recompute_times.empty()) {
+      c["strata_recompute_tokens_per_s"] = tokens / Median(recompute_times);
+      c["recompute_cost"] = 1.0 - c["strata_recompute_tokens_per_s"].get<double>() / none->tokens_per_s;
+      if (!opt.quiet) {
+        std::fprintf(stderr, "  strata %.0f tok/s with activations recomputed in backward (state in memory): "
+                     "recomputation costs %.1f%%\n", c["strata_recompute_tokens_per_s"].get<double>(),
+                     100 * c["recompute_cost"].get<double>());
+      }
+    }
     c["nvme_io_bytes_per_step"] = nvme->io_bytes_per_step;
     c["nvme_disk_GBps"] = nvme->disk_GBps;
     c["nvme_grad_wait_seconds_per_step"] = nvme->grad_wait_seconds;
@@ -432,7 +449,8 @@ Result<Json> RunTrainBench(const TrainBenchOptions& opt) {
       }
       if (opt.rounds > 1) {
         std::string line = "  per round (tok/s, min-max):";
-        for (const char* k : {"strata", "strata_nvme", "torch", "torch_sdpa"}) {
+        for (const char* k : {"strata", "strata_nvme", "strata_recompute", "torch", "torch_sdpa"}) {
+          if (!rounds.contains(k)) continue;
           const auto& v = rounds[k];
           if (v.empty()) continue;
           double lo = v[0].get<double>(), hi = lo;

@@ -49,6 +49,9 @@ struct TrainBenchOptions {
   std::string path = ".";  // where the nvme case keeps its state (a folder it makes and removes)
   uint64_t offload_ram = uint64_t{64} << 20;
   bool peer = true;  // run the torch peer when its venv exists
+  // Also a case with the activations recomputed inside backward (state in memory), run in each
+  // round right after the in-memory case it is compared with.
+  bool recompute = false;
   std::string peers_python;  // "" = $STRATA_PEERS_VENV or ~/.cache/strata/peers-venv, bin/python
   std::string peer_script;   // "" = lab/peers/train_peers.py of this source tree
   bool quiet = false;

@@ -24,6 +24,9 @@ void AddBenchTrainCommand(CLI::App& bench, int* exit_code) {
       "1B, beside transformers' LlamaForCausalLM; not run unless named).\n"
       "Example: strata bench train --json train.json\n"
       "         strata bench train --shape llama-1b-layers --steps 3 --rounds 3");
+  cmd->add_flag("--recompute", f->opt.recompute,
+                "Also a case with the activations recomputed inside backward (state in memory), run in every "
+                "round after the in-memory case, and its cost against it");
   cmd->add_option("--shape", f->opt.shapes, "Model shapes to run: default (GPT-2, 4 x 256), gpt2-small-layers (two GPT-2 small layers), llama-1b-layers (two Llama 3.2 1B layers, vocabulary 32 k)")->capture_default_str();
   cmd->add_option("--steps", f->opt.steps, "Timed steps per case (the median is reported)")->capture_default_str();
   cmd->add_option("--warmup", f->opt.warmup, "Untimed steps first")->capture_default_str();
