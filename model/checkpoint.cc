@@ -472,7 +472,6 @@ Status LoadCheckpoint(const std::string& path, Model& model, std::string* dtype)
   Result<CheckpointPaths> p = FindCheckpoint(path);
   if (!p.ok()) return p.status();
   Result<ModelConfig> cfg = ReadCheckpointConfig(path);
-  if (!p.ok()) return p.status();
   if (!cfg.ok()) return cfg.status();
   const ModelConfig& mc = model.config();
   const std::string where = p->config.empty() ? p->shards[0] : p->config;

@@ -43,6 +43,18 @@ inline int64_t SlotStride(int64_t floats) { return (floats + 15) / 16 * 16; }
 // Rows per range: small enough that two threads share any batch, large enough for Eigen's blocking.
 constexpr int64_t kRowGrain = 4;
 
+// db[Mo] = the column sums of dy[N, Mo] (a bias's gradient), each thread owning a range of columns.
+inline void ColumnSums(ThreadPool& pool, const float* dy, float* db, int64_t N, int64_t Mo) {
+  pool.ParallelFor(Mo, 16, [&](int64_t c0, int64_t c1) {
+    if (c1 <= c0) return;
+    std::fill(db + c0, db + c1, 0.0f);
+    for (int64_t n = 0; n < N; ++n) {
+      const float* row = dy + n * Mo;
+      for (int64_t c = c0; c < c1; ++c) db[c] += row[c];
+    }
+  });
+}
+
 // y[N, M] = x[N, K] w[K, M] + b[M] (b may be null).
 inline void Linear(ThreadPool& pool, const float* x, const float* w, const float* b, float* y, int64_t N, int64_t K,
             int64_t Mo) {
@@ -67,16 +79,7 @@ inline void LinearBackward(ThreadPool& pool, const float* x, const float* w, con
     if (k1 <= k0) return;
     M(dw + k0 * Mo, k1 - k0, Mo, Mo).noalias() = CM(x + k0, N, k1 - k0, K).transpose() * CM(dy, N, Mo, Mo);
   });
-  if (db) {
-    pool.ParallelFor(Mo, 16, [&](int64_t c0, int64_t c1) {
-      if (c1 <= c0) return;
-      std::fill(db + c0, db + c1, 0.0f);
-      for (int64_t n = 0; n < N; ++n) {
-        const float* row = dy + n * Mo;
-        for (int64_t c = c0; c < c1; ++c) db[c] += row[c];
-      }
-    });
-  }
+  if (db) ColumnSums(pool, dy, db, N, Mo);
 }
 
 // LayerNorm over rows of width C; keeps mean and 1/std per row for backward.
@@ -196,16 +199,7 @@ inline void LinearTBackward(ThreadPool& pool, const float* x, const float* w, co
     if (m1 <= m0) return;
     M(dw + m0 * K, m1 - m0, K, K).noalias() = CM(dy + m0, N, m1 - m0, Mo).transpose() * CM(x, N, K, K);
   });
-  if (db) {
-    pool.ParallelFor(Mo, 16, [&](int64_t c0, int64_t c1) {
-      if (c1 <= c0) return;
-      std::fill(db + c0, db + c1, 0.0f);
-      for (int64_t n = 0; n < N; ++n) {
-        const float* row = dy + n * Mo;
-        for (int64_t c = c0; c < c1; ++c) db[c] += row[c];
-      }
-    });
-  }
+  if (db) ColumnSums(pool, dy, db, N, Mo);
 }
 
 // Softmax over row[lo..t] of scores times scale; zero outside [lo, t] (causal, within a window).

@@ -229,25 +229,8 @@ void Gpt2::ForwardLayer(int64_t l) {
 }
 
 Result<float> Gpt2::Forward(std::span<const int32_t> inputs, std::span<const int32_t> targets, int B, int T) {
-  if (B < 1 || T < 1) return Status::InvalidArgument("forward: batch and sequence length must be >= 1");
-  if (T > cfg_.n_ctx) {
-    return Status::InvalidArgument("forward: sequence length " + std::to_string(T) + " is longer than the context " +
-                                   std::to_string(cfg_.n_ctx));
-  }
+  STRATA_RETURN_IF_ERROR(CheckBatch(cfg_, inputs, targets, B, T));
   const int64_t N = static_cast<int64_t>(B) * T;
-  if (inputs.size() != static_cast<size_t>(N) || (!targets.empty() && targets.size() != static_cast<size_t>(N))) {
-    return Status::InvalidArgument("forward: expected " + std::to_string(N) + " token ids for B=" +
-                                   std::to_string(B) + ", T=" + std::to_string(T));
-  }
-  for (auto span : {inputs, targets}) {
-    for (size_t i = 0; i < span.size(); ++i) {
-      if (span[i] < 0 || span[i] >= cfg_.vocab) {
-        return Status::InvalidArgument("forward: token id " + std::to_string(span[i]) + " at position " +
-                                       std::to_string(i) + " is outside the vocabulary of " +
-                                       std::to_string(cfg_.vocab));
-      }
-    }
-  }
   Reserve(B, T);
   Acts& a = *acts_;
   a.inputs.assign(inputs.begin(), inputs.end());
@@ -457,38 +440,9 @@ void Gpt2::DecodeOne(int32_t token, int pos, float* logits) {
 
 Result<std::vector<int32_t>> Gpt2::Sample(std::span<const int32_t> prompt, int n, float temperature, int top_k,
                                           uint64_t seed) {
-  if (prompt.empty()) return Status::InvalidArgument("sample: the prompt must hold at least one token");
-  if (n < 0) return Status::InvalidArgument("sample: n must be >= 0");
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    if (prompt[i] < 0 || prompt[i] >= cfg_.vocab) {
-      return Status::InvalidArgument("sample: token id " + std::to_string(prompt[i]) + " at position " +
-                                     std::to_string(i) + " is outside the vocabulary of " + std::to_string(cfg_.vocab));
-    }
-  }
-  const int S = cfg_.n_ctx, V = cfg_.vocab;
-  kv_.assign(static_cast<size_t>(cfg_.n_layer) * 2 * S * cfg_.n_embd, 0.0f);
-  std::vector<int32_t> ctx(prompt.begin(), prompt.end());
-  std::vector<int32_t> out;
-  std::vector<float> lg(V);
-  uint64_t s = seed;
-  // The cache holds positions [0, filled) of the current window.
-  int filled = 0;
-  size_t window_start = ctx.size() > static_cast<size_t>(S) ? ctx.size() - S : 0;
-  for (int i = 0; i < n; ++i) {
-    const size_t T = ctx.size() - window_start;
-    if (T > static_cast<size_t>(S)) {
-      // The window slides: every position moves, so the cache starts again from the new window.
-      window_start = ctx.size() - S;
-      filled = 0;
-    }
-    while (static_cast<size_t>(filled) < ctx.size() - window_start) {
-      DecodeOne(ctx[window_start + filled], filled, lg.data());
-      ++filled;
-    }
-    const int32_t next = SampleToken(lg.data(), V, temperature, top_k, &s);
-    ctx.push_back(next);
-    out.push_back(next);
-  }
+  kv_.assign(static_cast<size_t>(cfg_.n_layer) * 2 * cfg_.n_ctx * cfg_.n_embd, 0.0f);
+  Result<std::vector<int32_t>> out = SampleWithCache(
+      cfg_, prompt, n, temperature, top_k, seed, [this](int32_t t, int pos, float* lg) { DecodeOne(t, pos, lg); });
   // The sampler's forward passes replaced the activations: no backward may follow.
   acts_->has_targets = false;
   return out;

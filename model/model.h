@@ -67,4 +67,15 @@ const char* ModelKernelIsa();
 // One draw from the top_k logits at temperature (0: the largest); shared by every family.
 int32_t SampleToken(const float* logits, int V, float temperature, int top_k, uint64_t* rng);
 
+// For the families' implementations (model/gpt2.cc, model/llama.cc):
+// the checks of Forward's arguments (B, T against the context, the ids' count and range);
+[[nodiscard]] Status CheckBatch(const ModelConfig& cfg, std::span<const int32_t> inputs,
+                                std::span<const int32_t> targets, int B, int T);
+// Sample's loop over a cache of keys and values: decode(token, pos, logits) runs one token at
+// position pos, the cache holding positions < pos; when the context is full the window slides and
+// the cache is rebuilt from the new window's first token.
+[[nodiscard]] Result<std::vector<int32_t>> SampleWithCache(
+    const ModelConfig& cfg, std::span<const int32_t> prompt, int n, float temperature, int top_k, uint64_t seed,
+    const std::function<void(int32_t token, int pos, float* logits)>& decode);
+
 }  // namespace strata::model
